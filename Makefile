@@ -1,0 +1,30 @@
+# mintel: `make up` runs the main job on the simulator, `make test` runs the whole suite.
+# Every target creates or updates .venv first; the install step is skipped when nothing changed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.mintel-installed
+ARGS   ?=
+
+.PHONY: install up test bench clean-lake soak
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[notebooks,lab,dev]'
+	@touch $@
+
+up: install
+	$(VENV)/bin/mintel up $(ARGS)
+
+test: install
+	$(PY) -m pytest $(ARGS)
+
+bench: install
+	$(PY) -m bench $(ARGS)
+
+clean-lake:
+	rm -rf data/lake

@@ -1,0 +1,3 @@
+from mintel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""The `mintel` command line: thin; every command calls package functions.
+
+Errors become one line on stderr (``mintel: <input>: <what is wrong>``) and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+
+from mintel.errors import MintelError
+
+log = logging.getLogger("mintel")
+
+FORMATS = ("table", "json", "csv")
+
+
+# ---------------------------------------------------------------------- output
+
+
+def emit(data: pd.DataFrame | list[dict] | dict, fmt: str = "table", *, out=None) -> None:
+    """Print records as a table, one JSON array of records, or CSV."""
+    out = out or sys.stdout
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame([data] if isinstance(data, dict) else data)
+    if fmt == "json":
+        out.write(frame.to_json(orient="records", date_format="iso", date_unit="us", double_precision=10))
+        out.write("\n")
+    elif fmt == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        if frame.empty:
+            out.write("(no rows)\n")
+        else:
+            with pd.option_context("display.max_rows", 500, "display.max_columns", 40, "display.width", 200):
+                out.write(frame.to_string(index=False))
+                out.write("\n")
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _lake(args):
+    from mintel.lake import Lake
+
+    return Lake(args.lake or _settings(args).lake)
+
+
+def _settings(args):
+    from mintel.config import load_config
+
+    if getattr(args, "_settings", None) is None:
+        args._settings = load_config(getattr(args, "config", None))
+    return args._settings
+
+
+def cmd_ingest(args) -> int:
+    from mintel.ingest.service import build_service
+    from mintel.universe import load_universe
+
+    settings = _settings(args).with_overrides(
+        lake=args.lake, universe=args.universe, providers=args.provider, interval_s=args.interval_s,
+        seed=args.seed, sim_speed=args.speed,
+    )
+    lake = _lake_writable(settings.lake)
+    universe = load_universe(settings.universe)
+    service = build_service(settings, lake, universe)
+    print(
+        f"mintel ingest: {len(universe)} symbols of {settings.universe} from {','.join(settings.providers)} "
+        f"into {lake.root} (Ctrl-C to stop)",
+        flush=True,
+    )
+    reports = asyncio.run(service.run(cycles=args.cycles, on_cycle=lambda r: print(r.line(), flush=True)))
+    total = sum(r.rows_written for r in reports)
+    print(f"done: {len(reports)} cycles, {total} rows written", flush=True)
+    return 0
+
+
+def _lake_writable(root):
+    from mintel.lake import Lake
+
+    lake = Lake(root)
+    lake.check_writable()
+    return lake
+
+
+def cmd_up(args) -> int:
+    args.cycles = None
+    return cmd_ingest(args)
+
+
+def cmd_import(args) -> int:
+    from mintel.ingest.files import import_file
+
+    lake = _lake_writable(args.lake or _settings(args).lake)
+    result = import_file(lake, args.path, symbol=args.symbol, interval=args.interval, tz=args.tz)
+    emit([vars(result)], args.format)
+    return 0
+
+
+def cmd_bars(args) -> int:
+    frame = _lake(args).read_bars(args.symbols or None, args.interval, args.start, args.end)
+    if args.tail:
+        frame = frame.groupby("symbol", sort=False).tail(args.tail)
+    emit(frame, args.format)
+    return 0
+
+
+def cmd_snapshot(args) -> int:
+    frame = _lake(args).snapshot(args.symbols or None)
+    if args.format == "table":
+        frame = frame[["symbol", "sector", "ts", "price", "change_pct", "volume", "day_volume"]]
+    emit(frame, args.format)
+    return 0
+
+
+def cmd_lake(args) -> int:
+    if args.action == "stats":
+        emit(_lake(args).stats(), args.format)
+    elif args.action == "compact":
+        lake = _lake_writable(args.lake or _settings(args).lake)
+        r = lake.compact()
+        emit(r.details or [{"partition": None, "files": 0, "rows_before": 0, "rows_after": 0}], args.format)
+    elif args.action == "retain":
+        lake = _lake_writable(args.lake or _settings(args).lake)
+        removed = lake.retain(dict(_settings(args).retention))
+        emit([{"removed": p} for p in removed], args.format)
+    return 0
+
+
+def cmd_universe(args) -> int:
+    from mintel.universe import list_universes, load_universe
+
+    if args.action == "list":
+        emit(list_universes(), args.format)
+    else:
+        if not args.name:
+            raise_usage("universe show NAME")
+        emit(load_universe(args.name), args.format)
+    return 0
+
+
+def cmd_watchlist(args) -> int:
+    from mintel.universe import Watchlists
+
+    w = Watchlists()
+    a = args.action
+    if a == "list":
+        emit([{"watchlist": n, "symbols": len(w.get(n))} for n in w.names()], args.format)
+        return 0
+    if not args.name:
+        raise_usage(f"watchlist {a} NAME [SYMBOL ...]")
+    if a == "create":
+        w.create(args.name, args.symbols)
+    elif a == "add":
+        w.add(args.name, args.symbols)
+    elif a == "remove":
+        w.remove(args.name, args.symbols)
+    elif a == "delete":
+        w.delete(args.name)
+        return 0
+    emit([{"watchlist": args.name, "symbol": s} for s in w.get(args.name)], args.format)
+    return 0
+
+
+def raise_usage(text: str):
+    from mintel.errors import DataError
+
+    raise DataError(f"usage: mintel {text}")
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mintel", description="Market intelligence workbench: ingest, store, analyse, show.")
+    p.add_argument("--version", action="version", version=f"mintel {__import__('mintel').__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, help_, data=True):
+        c = sub.add_parser(name, help=help_, description=help_)
+        c.set_defaults(func=func)
+        c.add_argument("--lake", help="lake directory (default: MINTEL_LAKE, else data/lake)")
+        c.add_argument("--config", help="settings file (default: MINTEL_CONFIG, else ./mintel.toml)")
+        if data:
+            c.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+        return c
+
+    def ingest_options(c):
+        c.add_argument("--provider", help="provider name(s), comma-separated (default: sim)")
+        c.add_argument("--universe", help="universe name or CSV path (default: nifty500)")
+        c.add_argument("--interval-s", type=float, dest="interval_s", help="seconds between cycles; 0 = back to back, one simulated minute each")
+        c.add_argument("--seed", type=int, help="simulator seed (default 42)")
+        c.add_argument("--speed", type=float, help="simulated minutes per wall minute when --interval-s > 0")
+
+    c = command("up", cmd_up, "the main job: ingest live (the simulator by default)", data=False)
+    ingest_options(c)
+    c = command("ingest", cmd_ingest, "the ingestion service", data=False)
+    ingest_options(c)
+    c.add_argument("--cycles", type=int, help="stop after N cycles (default: run until interrupted)")
+
+    c = command("import", cmd_import, "import a CSV or Parquet history file as bars")
+    c.add_argument("path")
+    c.add_argument("--symbol", required=True)
+    c.add_argument("--interval", default="1d")
+    c.add_argument("--tz", default="UTC", help="time zone of naive times in the file (default UTC)")
+
+    c = command("bars", cmd_bars, "bars from the lake")
+    c.add_argument("symbols", nargs="*")
+    c.add_argument("--interval", default="1m")
+    c.add_argument("--start")
+    c.add_argument("--end")
+    c.add_argument("--tail", type=int, help="only the last N bars per symbol")
+
+    c = command("snapshot", cmd_snapshot, "the latest snapshot, one row per symbol")
+    c.add_argument("symbols", nargs="*")
+
+    c = command("lake", cmd_lake, "lake maintenance: stats, compact, retain")
+    c.add_argument("action", choices=("stats", "compact", "retain"))
+
+    c = command("universe", cmd_universe, "bundled universes")
+    c.add_argument("action", choices=("list", "show"))
+    c.add_argument("name", nargs="?")
+
+    c = command("watchlist", cmd_watchlist, "user watchlists (data/watchlists)")
+    c.add_argument("action", choices=("list", "show", "create", "add", "remove", "delete"))
+    c.add_argument("name", nargs="?")
+    c.add_argument("symbols", nargs="*")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except MintelError as exc:
+        print(f"mintel: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mintel: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,381 @@
+"""`Lake`: the partitioned Parquet store. The only object that knows where files go.
+
+Writers: ``append`` (new files, atomically published), ``write_snapshot`` (atomic replace),
+``compact`` / ``retain`` (see maintenance.py). Readers: ``read``, ``read_bars``, ``latest``,
+``snapshot``. Readers may run in other processes while the single writer works: they never see a
+partial file, and a file removed by compaction between listing and opening makes them list again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from mintel import schema
+from mintel.errors import DataError, LakeError
+from mintel.lake import layout
+from mintel.lake.layout import Partition
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "_compacting.json"
+READ_ATTEMPTS = 8
+COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 32_768  # small enough that a one-symbol read skips most of a sorted file
+
+TimeLike = str | pd.Timestamp | None
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("MINTEL_LAKE") or "data/lake")
+
+
+class Lake:
+    """A lake rooted at ``root`` (default: ``MINTEL_LAKE``, else ``data/lake``)."""
+
+    def __init__(self, root: str | os.PathLike | None = None, *, durable: bool = True) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.durable = durable  # fsync each file before publishing it
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ writing
+
+    def check_writable(self) -> None:
+        """LakeError naming the root when the lake cannot be created or written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = layout.tmp_path(self.root)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise LakeError(f"{self.root}: lake is not writable ({exc.strerror or exc})") from None
+
+    def append(self, kind: str, data: pd.DataFrame | pa.Table, *, source: str | None = None) -> int:
+        """Write rows of table ``kind`` as new files, one per partition. Returns rows written."""
+        if kind == "snapshot":
+            return self.write_snapshot(data)
+        table = schema.conform(kind, data, source=source)
+        if table.num_rows == 0:
+            return 0
+        key = schema.kind(kind).key
+        if key:
+            table = _dedup_sorted(table, key)
+        written = 0
+        for interval, value, part in _split_partitions(kind, table):
+            directory = layout.partition_dir(self.root, kind, interval, value)
+            self._publish(part, directory / f"part-{layout.new_file_id()}.parquet")
+            written += part.num_rows
+        return written
+
+    def write_snapshot(self, data: pd.DataFrame | pa.Table) -> int:
+        """Replace ``snapshot/latest.parquet`` atomically: readers see the old or the new one, whole."""
+        table = schema.conform("snapshot", data, source="snapshot")
+        self._publish(table, self.root / "snapshot" / layout.SNAPSHOT_FILE)
+        return table.num_rows
+
+    def quarantine(self, table: str, rejected: pd.DataFrame, *, source: str | None) -> int:
+        """Keep rejected rows (with a ``reason`` column) in the quarantine table."""
+        if len(rejected) == 0:
+            return 0
+        rows = schema.quarantine_rows(table, rejected, source=source)
+        for reason, count in rows["reason"].value_counts().head(5).items():
+            log.warning("quarantined %d %s row(s) from %s: %s", count, table, source, reason)
+        return self.append("quarantine", rows)
+
+    def _publish(self, table: pa.Table, path: Path) -> None:
+        """Write to a hidden temporary name in the target directory, then rename it into place."""
+        directory = path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = layout.tmp_path(directory)
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+                if self.durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                if "tmp" in locals():
+                    os.unlink(tmp)
+            except OSError:
+                pass
+            raise LakeError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+    # ------------------------------------------------------------------ reading
+
+    def partitions(self, kind: str, interval: str | None = None) -> list[Partition]:
+        schema.kind(kind)
+        if kind == "bars" and interval is None:
+            return [p for iv in layout.bar_intervals(self.root) for p in layout.list_partitions(self.root, "bars", iv)]
+        return layout.list_partitions(self.root, kind, interval)
+
+    def read(
+        self,
+        kind: str,
+        *,
+        interval: str | None = None,
+        symbols: Sequence[str] | str | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of ``kind`` with ``start <= ts <= end``, de-duplicated on the table's key (last write wins)."""
+        return schema.to_pandas(self.read_arrow(kind, interval=interval, symbols=symbols, start=start, end=end, columns=columns))
+
+    def read_arrow(
+        self,
+        kind: str,
+        *,
+        interval: str | None = None,
+        symbols: Sequence[str] | str | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        columns: Sequence[str] | None = None,
+        partitions: Sequence[Partition] | None = None,
+    ) -> pa.Table:
+        k = schema.kind(kind)
+        if kind == "snapshot":
+            return self._read_snapshot(symbols)
+        if kind == "bars" and interval is None:
+            raise DataError("bars: give an interval (e.g. 1m, 1d)")
+        start_ts, end_ts = _timestamp(start, "start"), _timestamp(end, "end")
+        if start_ts is not None and end_ts is not None and start_ts > end_ts:
+            raise DataError(f"start {start_ts} is after end {end_ts}")
+        if partitions is None:
+            partitions = [p for p in self.partitions(kind, interval) if _overlaps(p, start_ts, end_ts)]
+        parts = list(partitions)
+        table = self._scan(k.schema, lambda: [f for p in parts for f in _visible_files(p)], _filter(symbols, start_ts, end_ts))
+        table = _in_key_order(table, k.key)
+        if columns is not None:
+            missing = [c for c in columns if c not in k.schema.names]
+            if missing:
+                raise DataError(f"{kind}: unknown column(s) {', '.join(missing)}")
+            table = table.select(list(columns))
+        return table
+
+    def read_bars(
+        self,
+        symbols: Sequence[str] | str | None = None,
+        interval: str = "1m",
+        start: TimeLike = None,
+        end: TimeLike = None,
+    ) -> pd.DataFrame:
+        """Bars sorted by ``(symbol, ts)``, partitions pruned, unique on ``(interval, symbol, ts)``."""
+        return self.read("bars", interval=interval, symbols=symbols, start=start, end=end)
+
+    def latest(self, kind: str = "bars", *, interval: str | None = "1m", lookback_partitions: int | None = 5) -> pd.DataFrame:
+        """The newest row per symbol, looking at the newest ``lookback_partitions`` partitions (None: all)."""
+        if kind == "snapshot":
+            return self.snapshot()
+        k = schema.kind(kind)
+        if "symbol" not in k.schema.names:
+            raise DataError(f"{kind}: has no symbol column")
+        parts = self.partitions(kind, interval if kind == "bars" else None)
+        if lookback_partitions is not None:
+            parts = parts[-lookback_partitions:]
+        table = self.read_arrow(kind, interval=interval, partitions=parts)
+        if kind != "bars":  # bars come sorted by (symbol, ts) already
+            table = table.sort_by([("symbol", "ascending"), ("ts", "ascending")])
+        return schema.to_pandas(_last_per(table, ("symbol",)))
+
+    def snapshot(self, symbols: Sequence[str] | str | None = None) -> pd.DataFrame:
+        return schema.to_pandas(self._read_snapshot(symbols))
+
+    def _read_snapshot(self, symbols) -> pa.Table:
+        path = self.root / "snapshot" / layout.SNAPSHOT_FILE
+        try:
+            table = pq.read_table(path, schema=schema.SNAPSHOT)
+        except FileNotFoundError:
+            return schema.empty("snapshot")
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise LakeError(f"{path}: cannot read ({exc})") from exc
+        if symbols is not None:
+            table = table.filter(pc.field("symbol").isin(_symbol_list(symbols)))
+        return table
+
+    def read_files(self, kind: str, files: Sequence[Path]) -> pa.Table:
+        """Exactly these files of ``kind``, de-duplicated and in key order (for compaction)."""
+        k = schema.kind(kind)
+        return _in_key_order(self._scan(k.schema, lambda: list(files), None, attempts=1), k.key)
+
+    def _scan(self, sch: pa.Schema, list_files, expr, attempts: int = READ_ATTEMPTS) -> pa.Table:
+        for attempt in range(attempts):
+            files = [str(f) for f in list_files()]
+            if not files:
+                return sch.empty_table()
+            try:
+                # Rows come back in file order (files are listed oldest write first), which the
+                # last-write-wins de-duplication relies on.
+                return ds.dataset(files, schema=sch, format="parquet").to_table(filter=expr)
+            except FileNotFoundError:
+                # Compaction or retention removed a file between listing and opening: list again.
+                log.debug("lake file vanished during read (attempt %d); listing again", attempt + 1)
+            except (OSError, pa.ArrowInvalid) as exc:
+                if "No such file" in str(exc) or "not found" in str(exc).lower():
+                    continue
+                raise LakeError(f"{self.root}: cannot read {sch.names[0]}… ({exc})") from exc
+        raise LakeError(f"{self.root}: files kept changing during {attempts} read attempts")
+
+    # ------------------------------------------------------------------ maintenance
+
+    def compact(self, kind: str | None = None, *, interval: str | None = None, min_files: int = 2):
+        from mintel.lake.maintenance import compact
+
+        return compact(self, kind=kind, interval=interval, min_files=min_files)
+
+    def retain(self, policy: dict[str, int | None] | None = None, *, now: TimeLike = None):
+        from mintel.lake.maintenance import retain
+
+        return retain(self, policy=policy, now=now)
+
+    def stats(self) -> pd.DataFrame:
+        from mintel.lake.maintenance import stats
+
+        return stats(self)
+
+    def tables(self) -> list[tuple[str, str | None]]:
+        """(table, interval) pairs that hold partitions."""
+        out: list[tuple[str, str | None]] = []
+        for name in schema.KINDS:
+            if name == "snapshot":
+                continue
+            if name == "bars":
+                out += [("bars", iv) for iv in layout.bar_intervals(self.root)]
+            elif (self.root / name).is_dir():
+                out.append((name, None))
+        return out
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _visible_files(p: Partition) -> list[Path]:
+    """Files a reader should read: inputs of a published compaction are hidden behind its output."""
+    files = p.files()
+    manifest = p.path / MANIFEST
+    if not manifest.exists():
+        return files
+    try:
+        m = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return files
+    names = {f.name for f in files}
+    if m.get("output") in names:
+        hidden = set(m.get("inputs", [])) - {m["output"]}
+        return [f for f in files if f.name not in hidden]
+    return files
+
+
+def _symbol_list(symbols: Sequence[str] | str) -> list[str]:
+    if isinstance(symbols, str):
+        return [symbols]
+    return [str(s) for s in symbols]
+
+
+def _timestamp(value: TimeLike, what: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(f"{what} {value!r}: not a date or time") from None
+    if ts is pd.NaT:
+        raise DataError(f"{what} {value!r}: not a date or time")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _overlaps(p: Partition, start: pd.Timestamp | None, end: pd.Timestamp | None) -> bool:
+    if p.start is None:
+        return True
+    if end is not None and p.start > end:
+        return False
+    if start is not None and p.end <= start:
+        return False
+    return True
+
+
+def _filter(symbols, start: pd.Timestamp | None, end: pd.Timestamp | None):
+    expr = None
+
+    def both(a, b):
+        return b if a is None else a & b
+
+    if symbols is not None:
+        syms = _symbol_list(symbols)
+        expr = both(expr, pc.field("symbol") == syms[0] if len(syms) == 1 else pc.field("symbol").isin(syms))
+    if start is not None:
+        expr = both(expr, pc.field("ts") >= pa.scalar(start.value, schema.TS))
+    if end is not None:
+        expr = both(expr, pc.field("ts") <= pa.scalar(end.value, schema.TS))
+    return expr
+
+
+def _split_partitions(kind: str, table: pa.Table):
+    """Yield (interval, partition value, rows) for each partition the rows fall in."""
+    intervals = [None]
+    if kind == "bars":
+        intervals = pc.unique(table.column("interval")).to_pylist()
+        for iv in intervals:
+            layout.check_interval(iv)
+    for iv in intervals:
+        rows = table if iv is None or len(intervals) == 1 else table.filter(pc.field("interval") == iv)
+        ts = rows.column("ts")
+        if layout.partition_key(kind, iv) == "year":
+            values = pc.year(ts)
+            labels = [str(v) for v in pc.unique(values).to_pylist()]
+            cast = pa.int64()
+        else:
+            values = pc.cast(ts, pa.date32())
+            labels = None
+            cast = pa.date32()
+        uniques = pc.unique(values).to_pylist()
+        if labels is None:
+            labels = [u.isoformat() for u in uniques]
+        for u, label in zip(uniques, labels):
+            part = rows if len(uniques) == 1 else rows.filter(pc.equal(values, pa.scalar(u, cast)))
+            yield iv, label, part
+
+
+def _in_key_order(table: pa.Table, key: Sequence[str]) -> pa.Table:
+    if key:
+        return _dedup_sorted(table, key)
+    if "ts" in table.column_names and table.num_rows:
+        return table.sort_by([("ts", "ascending")])
+    return table
+
+
+def _dedup_sorted(table: pa.Table, key: Sequence[str]) -> pa.Table:
+    """Sort by ``key`` and keep the last row of each key (rows later in ``table`` are later writes)."""
+    if table.num_rows == 0:
+        return table
+    order = pa.array(range(table.num_rows), pa.int64())
+    t = table.append_column("__order", order).sort_by([(c, "ascending") for c in key] + [("__order", "ascending")])
+    return _last_per(t, key).drop_columns(["__order"])
+
+
+def _last_per(table: pa.Table, key: Sequence[str]) -> pa.Table:
+    """Rows whose key differs from the next row's key (the table is sorted by key)."""
+    n = table.num_rows
+    if n <= 1:
+        return table
+    differs = None
+    for c in key:
+        col = table.column(c)
+        d = pc.not_equal(col.slice(0, n - 1), col.slice(1))
+        differs = d if differs is None else pc.or_(differs, d)
+    if pc.all(differs).as_py():
+        return table
+    mask = pa.concat_arrays([differs.combine_chunks() if isinstance(differs, pa.ChunkedArray) else differs, pa.array([True])])
+    return table.filter(mask)

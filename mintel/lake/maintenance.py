@@ -1,0 +1,218 @@
+"""Compaction, retention and statistics of a `Lake`; safe while readers run.
+
+Compaction of a partition, crash-safe at every step:
+
+1. write ``_compacting.json`` naming the inputs and the output (atomic);
+2. write the merged, de-duplicated, sorted file under a temporary name and rename it to the output;
+3. delete the inputs, then the manifest.
+
+While the manifest and the output both exist, readers skip the inputs, so no row is seen twice and
+none is missed. A crash before step 2 leaves the inputs; after it, the next ``compact`` (or any
+reader) finishes the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mintel import schema
+from mintel.lake import layout
+from mintel.lake.catalog import MANIFEST, Lake, _dedup_sorted, _timestamp
+from mintel.lake.layout import Partition
+
+log = logging.getLogger(__name__)
+
+INTRADAY_DAYS = 30
+STALE_TMP_S = 600
+
+# Days a partition is kept after it ends; None keeps it forever. Keys: "bars:<interval>",
+# "bars:intraday", "bars:daily" or a table name. The first key that matches wins.
+DEFAULT_RETENTION: dict[str, int | None] = {
+    "bars:intraday": INTRADAY_DAYS,
+    "bars:daily": None,
+    "quotes": 7,
+    "metrics": 90,
+    "quarantine": 90,
+    "runs": 365,
+    "alerts": None,
+    "opportunities": None,
+}
+
+
+@dataclass
+class CompactResult:
+    partitions: int = 0
+    files_before: int = 0
+    files_after: int = 0
+    rows_before: int = 0
+    rows_after: int = 0
+    details: list[dict] = field(default_factory=list)
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return self.rows_before - self.rows_after
+
+
+def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None, min_files: int = 2) -> CompactResult:
+    """Merge the files of each partition that has ``min_files`` or more into one sorted file."""
+    result = CompactResult()
+    targets = [(kind, interval)] if kind is not None else lake.tables()
+    for table_name, iv in targets:
+        if table_name == "snapshot":
+            continue
+        for part in lake.partitions(table_name, iv):
+            finish_interrupted(part)
+            files = part.files()
+            if len(files) < min_files:
+                continue
+            before, after = _compact_partition(lake, part, files)
+            result.partitions += 1
+            result.files_before += len(files)
+            result.files_after += 1
+            result.rows_before += before
+            result.rows_after += after
+            result.details.append({"partition": str(part.path.relative_to(lake.root)), "files": len(files), "rows_before": before, "rows_after": after})
+    if result.partitions:
+        log.info(
+            "compacted %d partitions: %d -> %d files, %d -> %d rows",
+            result.partitions, result.files_before, result.files_after, result.rows_before, result.rows_after,
+        )
+    return result
+
+
+def _compact_partition(lake: Lake, part: Partition, files: list) -> tuple[int, int]:
+    table = lake.read_files(part.table, files)
+    rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    newest = layout.FILE_RE.match(files[-1].name).group("id")
+    output = f"part-{newest}-c.parquet"
+    manifest = part.path / MANIFEST
+    _write_json_atomic(manifest, {"output": output, "inputs": [f.name for f in files]})
+    lake._publish(table, part.path / output)
+    for f in files:
+        if f.name != output:
+            _unlink(f)
+    _unlink(manifest)
+    return rows_before, table.num_rows
+
+
+def finish_interrupted(part: Partition) -> None:
+    """Complete or roll back a compaction that a crash interrupted; drop stale temporaries."""
+    manifest = part.path / MANIFEST
+    if manifest.exists():
+        try:
+            m = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            m = {}
+        if m.get("output") and (part.path / m["output"]).exists():
+            for name in m.get("inputs", []):
+                if name != m["output"]:
+                    _unlink(part.path / name)
+        _unlink(manifest)
+    now = time.time()
+    for tmp in part.temporaries():
+        # A crash's leftovers; a younger one may be a write in progress in the writer process.
+        try:
+            if now - tmp.stat().st_mtime > STALE_TMP_S:
+                _unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def retain(lake: Lake, *, policy: dict[str, int | None] | None = None, now=None) -> list[str]:
+    """Drop partitions that ended more than their table's retention days ago. Returns their paths."""
+    rules = {**DEFAULT_RETENTION, **(policy or {})}
+    now_ts = _timestamp(now, "now") if now is not None else pd.Timestamp.now(tz="UTC")
+    removed: list[str] = []
+    for table_name, iv in lake.tables():
+        days = _retention_days(rules, table_name, iv)
+        if days is None:
+            continue
+        cutoff = now_ts - pd.Timedelta(days=days)
+        for part in lake.partitions(table_name, iv):
+            if part.end is not None and part.end <= cutoff:
+                _drop_dir(part.path)
+                removed.append(str(part.path.relative_to(lake.root)))
+    if removed:
+        log.info("retention dropped %d partitions", len(removed))
+    return removed
+
+
+def _retention_days(rules: dict[str, int | None], table: str, interval: str | None) -> int | None:
+    if table == "bars":
+        for key in (f"bars:{interval}", "bars:daily" if interval in layout.DAILY_INTERVALS else "bars:intraday"):
+            if key in rules:
+                return rules[key]
+        return None
+    return rules.get(table)
+
+
+def stats(lake: Lake) -> pd.DataFrame:
+    """One row per table (and interval): partitions, files, rows, bytes, first and last partition."""
+    rows = []
+    for table_name, iv in lake.tables():
+        parts = lake.partitions(table_name, iv)
+        files = [f for p in parts for f in p.files()]
+        nrows = 0
+        size = 0
+        for f in files:
+            try:
+                nrows += pq.ParquetFile(f).metadata.num_rows
+                size += f.stat().st_size
+            except (FileNotFoundError, OSError, pa.ArrowInvalid):
+                continue
+        rows.append(
+            {
+                "table": table_name,
+                "interval": iv,
+                "partitions": len(parts),
+                "files": len(files),
+                "rows": nrows,
+                "bytes": size,
+                "first": parts[0].value if parts else None,
+                "last": parts[-1].value if parts else None,
+                "temporaries": sum(len(p.temporaries()) for p in parts),
+            }
+        )
+    snap = lake.root / "snapshot" / layout.SNAPSHOT_FILE
+    if snap.exists():
+        rows.append(
+            {
+                "table": "snapshot", "interval": None, "partitions": 1, "files": 1,
+                "rows": pq.ParquetFile(snap).metadata.num_rows, "bytes": snap.stat().st_size,
+                "first": None, "last": None, "temporaries": 0,
+            }
+        )
+    return pd.DataFrame(rows, columns=["table", "interval", "partitions", "files", "rows", "bytes", "first", "last", "temporaries"])
+
+
+def _write_json_atomic(path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _drop_dir(path) -> None:
+    """Rename out of sight first, so a reader sees the whole partition or none of it."""
+    trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
