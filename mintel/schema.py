@@ -23,11 +23,11 @@ BARS = pa.schema(
         pa.field("interval", pa.string(), nullable=False),
         pa.field("symbol", pa.string(), nullable=False),
         pa.field("ts", TS, nullable=False),  # bar open; daily and longer bars: the session date at 00:00 UTC
-        pa.field("open", pa.float64()),
-        pa.field("high", pa.float64()),
-        pa.field("low", pa.float64()),
-        pa.field("close", pa.float64()),
-        pa.field("volume", pa.float64()),
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.float64(), nullable=False),
         pa.field("source", pa.string()),
         pa.field("quality", pa.float32()),  # 0..1: 1 = complete bar from a primary feed
         pa.field("ingested_at", TS),
