@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "_compacting.json"
 READ_ATTEMPTS = 8
-COMPRESSION = "zstd"
-ROW_GROUP_ROWS = 32_768  # small enough that a one-symbol read skips most of a sorted file
+COMPRESSION = "snappy"  # the most widely readable codec; decodes ~20 % faster than zstd here (bench_lake)
+ROW_GROUP_ROWS = 8192  # ~20 symbols of a 375-minute session: a one-symbol read decodes one group per file
 
 TimeLike = str | pd.Timestamp | None
 
@@ -358,11 +359,41 @@ def _in_key_order(table: pa.Table, key: Sequence[str]) -> pa.Table:
 
 def _dedup_sorted(table: pa.Table, key: Sequence[str]) -> pa.Table:
     """Sort by ``key`` and keep the last row of each key (rows later in ``table`` are later writes)."""
-    if table.num_rows == 0:
+    n = table.num_rows
+    if n <= 1:
         return table
-    order = pa.array(range(table.num_rows), pa.int64())
-    t = table.append_column("__order", order).sort_by([(c, "ascending") for c in key] + [("__order", "ascending")])
-    return _last_per(t, key).drop_columns(["__order"])
+    codes = [_sort_codes(table.column(c)) for c in key]
+    # Fast path: rows already strictly increasing by key (one sorted file, one sorted append).
+    greater = np.zeros(n - 1, dtype=bool)
+    equal = np.ones(n - 1, dtype=bool)
+    for a in codes:
+        d = a[1:] - a[:-1]
+        greater |= equal & (d > 0)
+        equal &= d == 0
+    if greater.all():
+        return table
+    order = np.lexsort(codes[::-1])  # stable: among equal keys, later rows stay later
+    sorted_codes = [a[order] for a in codes]
+    last = np.ones(n, dtype=bool)
+    same_as_next = np.ones(n - 1, dtype=bool)
+    for a in sorted_codes:
+        same_as_next &= a[1:] == a[:-1]
+    last[:-1] = ~same_as_next
+    return table.take(pa.array(order[last]))
+
+
+def _sort_codes(col: pa.ChunkedArray) -> np.ndarray:
+    """int64 codes that sort like the column's values (strings by their sorted dictionary rank)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type):
+        enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+        dictionary = enc.dictionary
+        rank = np.empty(len(dictionary), dtype=np.int64)
+        rank[np.asarray(pc.array_sort_indices(dictionary))] = np.arange(len(dictionary), dtype=np.int64)
+        return rank[np.asarray(enc.indices.fill_null(0))]
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.int64())
+    return np.asarray(arr.fill_null(0) if arr.null_count else arr).astype(np.int64, copy=False)
 
 
 def _last_per(table: pa.Table, key: Sequence[str]) -> pa.Table:

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (median of repeats, with a reference measured in the same run)."""
