@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -29,7 +30,7 @@ def emit(data: pd.DataFrame | list[dict] | dict, fmt: str = "table", *, out=None
     out = out or sys.stdout
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame([data] if isinstance(data, dict) else data)
     if fmt == "json":
-        out.write(frame.to_json(orient="records", date_format="iso", date_unit="us", double_precision=10))
+        json.dump(_records(frame), out, default=str)
         out.write("\n")
     elif fmt == "csv":
         frame.to_csv(out, index=False)
@@ -40,6 +41,17 @@ def emit(data: pd.DataFrame | list[dict] | dict, fmt: str = "table", *, out=None
             with pd.option_context("display.max_rows", 500, "display.max_columns", 40, "display.width", 200):
                 out.write(frame.to_string(index=False))
                 out.write("\n")
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready records: exact floats (repr), ISO 8601 UTC times, null for missing values."""
+    frame = frame.copy()
+    for c in frame.columns:
+        col = frame[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(col):
+            frame[c] = col.map(lambda t: None if pd.isna(t) else t.isoformat().replace("+00:00", "Z"))
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records")
 
 
 # ---------------------------------------------------------------------- commands
@@ -75,10 +87,27 @@ def cmd_ingest(args) -> int:
         f"into {lake.root} (Ctrl-C to stop)",
         flush=True,
     )
-    reports = asyncio.run(service.run(cycles=args.cycles, on_cycle=lambda r: print(r.line(), flush=True)))
-    total = sum(r.rows_written for r in reports)
-    print(f"done: {len(reports)} cycles, {total} rows written", flush=True)
+    done = {"cycles": 0, "rows": 0}
+
+    def on_cycle(r) -> None:
+        done["cycles"] += 1
+        done["rows"] += r.rows_written
+        print(r.line(), flush=True)
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # systemd/docker stop like Ctrl-C
+    try:
+        asyncio.run(service.run(cycles=args.cycles, on_cycle=on_cycle))
+        word = "done"
+    except KeyboardInterrupt:
+        word = "stopped"  # every acknowledged cycle is in the lake; nothing half-written is visible
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"{word}: {done['cycles']} cycles, {done['rows']} rows written to {lake.root}", flush=True)
     return 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _lake_writable(root):
@@ -89,8 +118,17 @@ def _lake_writable(root):
     return lake
 
 
+UP_INTERVAL_S = 1.0
+UP_SIM_SPEED = 60.0  # one simulated minute per wall second: a whole NSE session in about six minutes
+
+
 def cmd_up(args) -> int:
+    """The main job. Ingests live until Ctrl-C; by default one cycle a second, one simulated minute each."""
     args.cycles = None
+    if args.interval_s is None:
+        args.interval_s = UP_INTERVAL_S
+        if args.speed is None:
+            args.speed = UP_SIM_SPEED
     return cmd_ingest(args)
 
 

@@ -92,7 +92,7 @@ class IngestService:
         )
         self._write_metrics(report)
         if self.settings.compact_every and self.cycle_no % self.settings.compact_every == 0:
-            self.lake.compact("bars", interval=self.interval)
+            self.lake.compact()  # bounds the file count of every table; untouched partitions are skipped
         return report
 
     def process(self, bars: pd.DataFrame) -> tuple[int, int, pd.Timestamp | None]:
