@@ -125,9 +125,10 @@ UP_SIM_SPEED = 60.0  # one simulated minute per wall second: a whole NSE session
 def cmd_up(args) -> int:
     """The main job. Ingests live until Ctrl-C; by default one cycle a second, one simulated minute each."""
     args.cycles = None
-    if args.interval_s is None:
+    settings = _settings(args)
+    if args.interval_s is None and settings.interval_s <= 0:  # nothing configured: a live pace
         args.interval_s = UP_INTERVAL_S
-        if args.speed is None:
+        if args.speed is None and settings.sim_speed == 1.0:
             args.speed = UP_SIM_SPEED
     return cmd_ingest(args)
 
