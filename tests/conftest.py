@@ -13,7 +13,6 @@ import pytest
 from mintel.lake import Lake
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture
