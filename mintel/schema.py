@@ -87,6 +87,7 @@ SNAPSHOT = pa.schema(
         *[pa.field(name, pa.float64()) for name in INDICATORS],
         pa.field("bb_pct_b", pa.float64()),
         pa.field("dist_sma_50_pct", pa.float64()),
+        pa.field("sma_200", pa.float64()),
         pa.field("score", pa.float64()),
         pa.field("signals", pa.string()),  # comma-separated opportunity kinds standing now
         pa.field("source", pa.string()),

@@ -17,12 +17,14 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from mintel import schema
-from mintel.analytics.snapshot import DayState, build_snapshot
+from mintel.analytics.live import LiveState
 from mintel.config import Settings
 from mintel.errors import ConfigError
 from mintel.lake import Lake
 
 log = logging.getLogger(__name__)
+
+WARMUP_DAYS = 30  # calendar days of bars read on restart to rebuild the indicator state
 
 
 @dataclass
@@ -56,25 +58,25 @@ class IngestService:
         self.symbols = universe["symbol"].tolist()
         self.clock = clock  # the simulator's clock, when the provider is the simulator
         self.interval = settings.interval
-        self.day = DayState()
+        self.state = LiveState(universe, self.interval)
         self.next_ts: pd.Timestamp | None = None  # first bar open not yet written
         self.cycle_no = 0
         self._resume()
 
     def _resume(self) -> None:
-        """Rebuild the day state and the resume point from the lake."""
+        """Rebuild the live state (day figures, indicators) and the resume point from the lake."""
         latest = self.lake.latest("bars", interval=self.interval, lookback_partitions=2)
         latest = latest[latest["symbol"].isin(self.symbols)]
         if latest.empty:
             return
         last_ts = latest["ts"].max()
         self.next_ts = last_ts + pd.Timedelta(self.interval)
-        session_start = last_ts.floor("D")
-        today = self.lake.read_bars(self.symbols, self.interval, start=session_start - pd.Timedelta(days=7))
-        self.day.update(today)
+        # Enough history for every indicator: the intraday volume ratio looks 20 sessions back.
+        history = self.lake.read_bars(self.symbols, self.interval, start=last_ts - pd.Timedelta(days=WARMUP_DAYS))
+        self.state = LiveState.from_history(history, self.universe, self.interval)
         if self.clock is not None and hasattr(self.clock, "advance_to"):
             self.clock.advance_to(self.next_ts)
-        log.info("resuming after %s (%d symbols in the lake)", last_ts, len(latest))
+        log.info("resuming after %s (%d symbols, %d bars of history)", last_ts, len(latest), len(history))
 
     async def cycle(self) -> CycleReport:
         t0 = time.perf_counter()
@@ -108,9 +110,8 @@ class IngestService:
         if len(good):
             newest = good["ts"].max()
             self.next_ts = newest + pd.Timedelta(self.interval)
-            self.day.update(good)
-            last = good.sort_values("ts", kind="stable").drop_duplicates("symbol", keep="last")
-            self.lake.write_snapshot(build_snapshot(self.day, self.universe, latest_volume=last.set_index("symbol")["volume"]))
+            self.state.update(good)
+            self.lake.write_snapshot(self.state.snapshot())
         return written, quarantined, newest
 
     def _write_metrics(self, r: CycleReport) -> None:

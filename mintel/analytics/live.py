@@ -1,0 +1,184 @@
+"""The live path's state: day figures and streaming indicators for a universe, in numpy arrays.
+
+`LiveState.update(bars)` folds a cycle's bars in (vectorized across symbols; a batch holding several
+minutes is applied minute by minute), and `snapshot()` returns one row per symbol in the SNAPSHOT
+schema. Nothing here touches files or clocks: the ingestion service feeds it and writes the result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mintel import schema
+from mintel.analytics.indicators import DEFAULT_TZ, is_intraday, to_utc_ns
+from mintel.analytics.streaming import StreamingIndicators
+
+DAY_NS = 86_400 * 10**9
+_NAT = np.iinfo(np.int64).min
+
+
+class LiveState:
+    """Per symbol: the session's open/high/low/volume, the last bar, the previous session's close, indicators."""
+
+    def __init__(self, universe: pd.DataFrame | None = None, interval: str = "1m", tz: str = DEFAULT_TZ) -> None:
+        self.interval = interval
+        self.intraday = is_intraday(interval)
+        self.indicators = StreamingIndicators((), interval, tz, extra=("sma_200",))
+        self.meta = universe.drop_duplicates("symbol").set_index("symbol") if universe is not None and len(universe) else None
+        self._cap = 0
+        self._alloc(0)
+        if universe is not None and len(universe):
+            self._rows(universe["symbol"].to_numpy(dtype=object))
+
+    # ------------------------------------------------------------------ state
+
+    _FLOATS = ("open", "high", "low", "close", "prev_close", "day_volume", "volume")
+
+    def _alloc(self, cap: int) -> None:
+        """(Re)allocate the per-symbol arrays for ``cap`` symbols, keeping what they hold."""
+        old = self._cap
+
+        def grown(name, fill, dtype):
+            a = np.full(cap, fill, dtype=dtype)
+            if old:
+                a[:old] = getattr(self, name)
+            return a
+
+        self.session = grown("session", _NAT, np.int64)  # session key: UTC day (intraday) or the bar's ts (daily)
+        self.ts = grown("ts", _NAT, np.int64)
+        for name in self._FLOATS:
+            setattr(self, name, grown(name, np.nan, np.float64))
+        self.source = grown("source", None, object)
+        self._cap = cap
+
+    def _rows(self, symbols: np.ndarray) -> np.ndarray:
+        rows = self.indicators.rows(symbols)
+        need = self.indicators.symbols.size
+        if need > self._cap:
+            self._alloc(max(need, 2 * self._cap))
+        return rows
+
+    @property
+    def symbols(self) -> pd.Index:
+        return self.indicators.symbols
+
+    # ------------------------------------------------------------------ updates
+
+    def update(self, bars: pd.DataFrame) -> None:
+        """Fold in valid canonical bars (any symbols and order; several bars per symbol are applied in ts order)."""
+        if bars.empty:
+            return
+        ts_all = to_utc_ns(bars["ts"])
+        rows_all = self._rows(bars["symbol"].to_numpy(dtype=object))
+        cols = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")}
+        src = bars["source"].to_numpy(dtype=object) if "source" in bars else np.full(len(bars), None, object)
+        order = np.lexsort((rows_all, ts_all))
+        ts_sorted = ts_all[order]
+        bounds = np.flatnonzero(np.r_[True, ts_sorted[1:] != ts_sorted[:-1], True])
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            idx = order[a:b]
+            rows = rows_all[idx]
+            if len(np.unique(rows)) != len(rows):  # the same bar twice in a batch: the last one wins
+                keep = len(rows) - 1 - np.unique(rows[::-1], return_index=True)[1]
+                idx, rows = idx[keep], rows[keep]
+            self._apply(rows, ts_all[idx], {c: v[idx] for c, v in cols.items()}, src[idx])
+
+    def _apply(self, rows, ts, bar, source) -> None:
+        # An update of the bar a symbol already has (the forming bar) must not count its volume twice.
+        redo = self.ts[rows] == ts
+        if redo.any():
+            self.day_volume[rows[redo]] -= self.volume[rows[redo]]
+        session = ts - ts % DAY_NS if self.intraday else ts
+        same = self.session[rows] == session
+        newer = ~same & (self.session[rows] != _NAT) & (self.session[rows] < session)
+        self.prev_close[rows] = np.where(same, self.prev_close[rows], np.where(newer, self.close[rows], np.nan))
+        self.open[rows] = np.where(same, self.open[rows], bar["open"])
+        self.high[rows] = np.where(same, np.fmax(self.high[rows], bar["high"]), bar["high"])
+        self.low[rows] = np.where(same, np.fmin(self.low[rows], bar["low"]), bar["low"])
+        self.day_volume[rows] = np.where(same, self.day_volume[rows] + bar["volume"], bar["volume"])
+        if not self.intraday:  # a daily bar is the whole day
+            self.open[rows], self.high[rows], self.low[rows], self.day_volume[rows] = bar["open"], bar["high"], bar["low"], bar["volume"]
+        self.session[rows] = session
+        self.close[rows] = bar["close"]
+        self.volume[rows] = bar["volume"]
+        self.ts[rows] = ts
+        self.source[rows] = source
+        self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"])
+
+    @classmethod
+    def from_history(cls, bars: pd.DataFrame, universe: pd.DataFrame | None = None, interval: str = "1m", tz: str = DEFAULT_TZ) -> "LiveState":
+        """The state after the given history, as if it had been streamed bar by bar."""
+        state = cls(universe, interval, tz)
+        if len(bars):
+            state.indicators = StreamingIndicators.from_history(bars, interval, tz, extra=("sma_200",), symbols=list(state.symbols) or None)
+            state._rows(bars["symbol"].to_numpy(dtype=object))
+            state._fold_day_figures(bars)
+        return state
+
+    def _fold_day_figures(self, bars: pd.DataFrame) -> None:
+        """Day figures from history without touching the indicator state (already warmed up)."""
+        indicators, self.indicators = self.indicators, _NoIndicators(self.indicators)
+        try:
+            keep = bars.sort_values(["symbol", "ts"], kind="stable")
+            if self.intraday:  # only the last two sessions matter for day figures
+                sess = to_utc_ns(keep["ts"]) // DAY_NS
+                last = pd.Series(sess).groupby(keep["symbol"].to_numpy()).transform("max").to_numpy()
+                keep = keep[sess >= last - 7]
+            self.update(keep)
+        finally:
+            self.indicators = indicators
+
+    # ------------------------------------------------------------------ output
+
+    def snapshot(self, now: pd.Timestamp | None = None) -> pa.Table:
+        """One row per symbol that has a bar, in the SNAPSHOT schema, sorted by symbol."""
+        n = self.symbols.size
+        have = self.ts[:n] != _NAT
+        names = np.asarray(self.symbols, dtype=object)
+        order = np.argsort(names[have], kind="stable")
+        sel = np.flatnonzero(have)[order]
+        values = self.indicators.values()
+        cols: dict[str, object] = {"symbol": names[sel]}
+        if self.meta is not None:
+            meta = self.meta.reindex(names[sel])
+            cols["name"] = meta["name"].to_numpy(dtype=object) if "name" in meta else None
+            cols["sector"] = meta["sector"].to_numpy(dtype=object) if "sector" in meta else None
+        price = self.close[sel]
+        base = np.where(np.isfinite(self.prev_close[sel]), self.prev_close[sel], self.open[sel])
+        cols.update(
+            interval=np.full(len(sel), self.interval, object),
+            ts=pd.DatetimeIndex(self.ts[sel].view("M8[ns]"), tz="UTC"),
+            price=price, open=self.open[sel], high=self.high[sel], low=self.low[sel],
+            prev_close=self.prev_close[sel], change_pct=(price / base - 1.0) * 100.0,
+            volume=self.volume[sel], day_volume=self.day_volume[sel], source=self.source[sel],
+        )
+        for c in schema.INDICATORS:
+            cols[c] = values[c].to_numpy()[sel]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            width = cols["bb_upper"] - cols["bb_lower"]
+            cols["bb_pct_b"] = np.where(width > 0, (price - cols["bb_lower"]) / width, np.nan)
+            cols["dist_sma_50_pct"] = (price / cols["sma_50"] - 1.0) * 100.0
+        cols["sma_200"] = values["sma_200"].to_numpy()[sel]
+        now = now if now is not None else pd.Timestamp.now(tz="UTC")
+        cols["updated_at"] = pd.DatetimeIndex([now] * len(sel))
+        frame = pd.DataFrame({k: v for k, v in cols.items() if v is not None})
+        return schema.conform("snapshot", frame)
+
+
+class _NoIndicators:
+    """Stands in for the indicator state while day figures are rebuilt from history."""
+
+    def __init__(self, real: StreamingIndicators) -> None:
+        self._real = real
+
+    def rows(self, symbols):
+        return self._real.rows(symbols)
+
+    @property
+    def symbols(self):
+        return self._real.symbols
+
+    def update(self, *args, **kwargs):
+        return None

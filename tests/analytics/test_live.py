@@ -1,0 +1,101 @@
+"""The live state against direct computations: day figures by pandas, indicators by TA-Lib batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mintel import schema
+from mintel.analytics.indicators import compute_indicators
+from mintel.analytics.live import LiveState
+from mintel.providers.sim import SimClock, SimProvider
+from mintel.universe import load_universe
+
+
+@pytest.fixture(scope="module")
+def session_bars():
+    """Two NSE sessions plus a bit (400 minutes) of the simulator for the NIFTY 50."""
+    u = load_universe("nifty50")
+    clock = SimClock("NSE", start="2026-11-23", mode="stepped")
+    provider = SimProvider(universe=u, clock=clock)
+    clock.advance(minutes=400)
+    return u, asyncio.run(provider.fetch_bars(u["symbol"].tolist(), "1m"))
+
+
+def streamed(u, bars) -> LiveState:
+    state = LiveState(u, "1m")
+    for _, minute in bars.groupby("ts"):
+        state.update(minute)
+    return state
+
+
+def test_day_figures_equal_a_direct_pandas_computation(session_bars):
+    u, bars = session_bars
+    snap = streamed(u, bars).snapshot().to_pandas().set_index("symbol")
+    day = bars["ts"].dt.floor("D")
+    today = bars[day == day.max()].groupby("symbol")
+    yesterday_close = bars[day < day.max()].groupby("symbol")["close"].last()
+    want = pd.DataFrame(
+        {
+            "price": today["close"].last(), "open": today["open"].first(), "high": today["high"].max(),
+            "low": today["low"].min(), "day_volume": today["volume"].sum(), "prev_close": yesterday_close,
+            "volume": today["volume"].last(),
+        }
+    )
+    want["change_pct"] = (want["price"] / want["prev_close"] - 1) * 100
+    for c in want.columns:
+        np.testing.assert_allclose(snap[c], want.loc[snap.index, c], rtol=1e-12, err_msg=c)
+    assert snap.loc["RELIANCE", "sector"] == "Oil Gas & Consumable Fuels"
+    assert list(snap.reset_index().columns) == schema.SNAPSHOT.names
+
+
+def test_indicators_equal_the_batch_engine(session_bars):
+    u, bars = session_bars
+    snap = streamed(u, bars).snapshot().to_pandas().set_index("symbol")
+    batch = compute_indicators(bars.sort_values(["symbol", "ts"]), "1m", "Asia/Kolkata", extra=("sma_200",))
+    last = batch.groupby("symbol").tail(1).set_index("symbol")
+    for c in [*schema.INDICATORS, "sma_200"]:
+        np.testing.assert_allclose(snap[c], last.loc[snap.index, c], rtol=1e-9, err_msg=c)
+    width = last["bb_upper"] - last["bb_lower"]
+    np.testing.assert_allclose(snap["bb_pct_b"], ((last["close"] - last["bb_lower"]) / width).loc[snap.index], rtol=1e-9)
+
+
+def test_rebuilt_from_history_equals_streamed(session_bars):
+    u, bars = session_bars
+    a = streamed(u, bars).snapshot().to_pandas().drop(columns="updated_at")
+    b = LiveState.from_history(bars, u, "1m").snapshot().to_pandas().drop(columns="updated_at")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_forming_bar_updates_do_not_double_count(session_bars):
+    u, bars = session_bars
+    head = bars[bars["ts"] < bars["ts"].max()]
+    last = bars[bars["ts"] == bars["ts"].max()]
+    state = streamed(u, head)
+    partial = last.assign(close=last["open"], high=last[["open", "high"]].min(axis=1).clip(lower=last["open"]),
+                          low=last["open"].where(last["open"] < last["low"], last["low"]), volume=last["volume"] / 3)
+    partial["high"] = partial[["open", "close", "high"]].max(axis=1)
+    partial["low"] = partial[["open", "close", "low"]].min(axis=1)
+    state.update(partial)
+    state.update(last)  # the finished bar replaces the forming one
+    a = state.snapshot().to_pandas().drop(columns="updated_at")
+    b = streamed(u, bars).snapshot().to_pandas().drop(columns="updated_at")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_bad_input_gives_nulls_not_exceptions():
+    state = LiveState(None, "1d")
+    three = pd.DataFrame(
+        {"interval": "1d", "symbol": "NEW", "ts": pd.date_range("2026-11-20", periods=3, tz="UTC"),
+         "open": [1.0, 2.0, 3.0], "high": [1.5, 2.5, 3.5], "low": [0.5, 1.5, 2.5], "close": [1.2, 2.2, 3.2],
+         "volume": [10.0, 20.0, 30.0], "source": "t"}
+    )
+    state.update(three)
+    snap = state.snapshot().to_pandas()
+    assert snap["price"].tolist() == [3.2] and snap["prev_close"].tolist() == [2.2]
+    assert snap[["rsi", "sma_50", "macd"]].isna().all().all()
+    state.update(three.iloc[:0])
+    assert len(state.snapshot()) == 1
