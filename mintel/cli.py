@@ -158,6 +158,19 @@ def cmd_snapshot(args) -> int:
     return 0
 
 
+def cmd_health(args) -> int:
+    from mintel.status import health
+
+    h = health(_lake(args), window_minutes=args.minutes)
+    if args.format == "table":
+        emit([h.summary], "table")
+        print()
+        emit(h.providers if len(h.providers) else [{"providers": "none reported (the simulator has no limits)"}], "table")
+    else:
+        emit(h.records(), args.format)
+    return 0
+
+
 def cmd_lake(args) -> int:
     if args.action == "stats":
         emit(_lake(args).stats(), args.format)
@@ -259,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = command("snapshot", cmd_snapshot, "the latest snapshot, one row per symbol")
     c.add_argument("symbols", nargs="*")
+
+    c = command("health", cmd_health, "providers, rates, errors, latency, cycle times, lake size")
+    c.add_argument("--minutes", type=float, default=15.0, help="window of recent metrics (default 15)")
 
     c = command("lake", cmd_lake, "lake maintenance: stats, compact, retain")
     c.add_argument("action", choices=("stats", "compact", "retain"))
