@@ -56,9 +56,26 @@ class Provider(Protocol):
         ...
 
 
-# name -> "module:factory". Factories take keyword settings (universe, seed, base_url, api_key, ...).
+# name -> "module:factory", imported lazily by ``provider_factory``.
+#
+# Every factory but the simulator's has one signature:
+#
+#     Factory(settings: ProviderSettings, *, universe: DataFrame | None = None,
+#             client: httpx.AsyncClient | None = None) -> Provider
+#
+# ``settings`` (mintel.config.ProviderSettings) gives the base URL (default: the provider's real
+# one, or MINTEL_<NAME>_BASE_URL), timeout_s, rate limits, the API key (MINTEL_<NAME>_API_KEY) and
+# provider options; ``universe`` (columns symbol, exchange) maps symbols to exchanges; ``client``
+# is a shared httpx client (tests pass one; otherwise the provider builds and closes its own).
+# HTTP providers also expose ``cost(symbols, kind) -> int`` in units of ``rate_unit`` ("requests",
+# or "credits" for twelvedata), a ``requests`` log and an ``on_request(name, latency_ms, status,
+# error_kind)`` hook. The simulator keeps ``SimProvider(universe, seed, clock, **settings)``.
 REGISTRY: dict[str, str] = {
     "sim": "mintel.providers.sim:SimProvider",
+    "replay": "mintel.providers.replay:ReplayProvider",
+    "yahoo": "mintel.providers.yahoo:YahooProvider",
+    "twelvedata": "mintel.providers.twelvedata:TwelveDataProvider",
+    "alphavantage": "mintel.providers.alphavantage:AlphaVantageProvider",
 }
 
 

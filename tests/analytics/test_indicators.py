@@ -15,7 +15,7 @@ from mintel.analytics.indicators import INDICATOR_SPECS, SPECS, compute_indicato
 from mintel.errors import DataError
 from mintel.schema import INDICATORS
 
-PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "providers" / "payloads"  # copies of ../shared/data/payloads
 TALIB_COLUMNS = [c for c in INDICATORS if c not in ("vwap", "volume_ratio")] + ["sma_200"]
 
 
