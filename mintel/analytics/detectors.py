@@ -1,0 +1,517 @@
+"""Opportunity detectors: a registry of pure functions over an enriched bars frame (bars + indicators).
+
+Each detector finds every bar where its condition holds, across all symbols at once, and explains
+itself: a score 0..100 that is the sum of its factors' contributions (points, in ``factors``), a
+confidence 0..1 (the share of confirming conditions met) and a message a trader can read.
+``detect`` runs many; with ``last_only`` it looks only at each symbol's last bar (the live path)
+and gives exactly the rows the full run gives for those bars. Adding a detector is one function
+and one ``DETECTORS`` entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property, partial
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mintel import schema
+from mintel.analytics import momentum as mo
+from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators, is_intraday, to_utc_ns
+from mintel.analytics.volume import volume_zscore
+from mintel.errors import DataError
+
+NEEDED = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_lower", "sma_20", "sma_50", "atr", "vwap",
+          "volume_ratio")
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Thresholds and windows of the detectors (bars, %, ATR multiples)."""
+
+    breakout_window: int = 20
+    year_window: int = 252
+    spike_ratio: float = 3.0
+    gap_pct: float = 2.0
+    gap_atr: float = 1.0
+    rsi_low: float = 30.0
+    rsi_high: float = 70.0
+    pivot_k: int = 3
+    level_lookback: int = 120
+    level_count: int = 8
+    level_tol_atr: float = 0.5
+    min_touches: int = 2
+    level_hold: int = 5  # closes before the bar that must have respected a level
+    divergence_min_bars: int = 5
+    divergence_max_bars: int = 60
+    volume_window: int = 20
+
+    def history_bars(self, year: bool = True) -> int:
+        """Usable bars a detection on a symbol's last bar can depend on (the live path reads this many);
+        ``year=False`` when the 52-week detectors are not run."""
+        k = self.pivot_k
+        return max(self.year_window + 1 if year else 0, self.breakout_window + 1, self.volume_window + 1,
+                   self.level_lookback + 2 * k + 1, self.level_hold + 1, self.divergence_max_bars + 3 * k + 1, 6) + 1
+
+
+@dataclass
+class Hits:
+    """What a detector found: rows of the panel, each factor's points (summing to the score), confidence."""
+
+    rows: np.ndarray
+    factors: dict[str, np.ndarray]
+    confidence: np.ndarray
+    message: Callable[[], list[str]]
+    direction: np.ndarray | None = None  # per row, when the detector's direction depends on the bar
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    direction: str  # long | short | neutral | bar (decided per bar)
+    description: str
+    find: Callable[[Panel], Hits] = field(repr=False)
+    daily_only: bool = False
+
+
+class Panel:
+    """The usable bars of an enriched frame as arrays, sorted by (symbol, ts), with shared derived values.
+
+    ``wanted`` marks the rows detections are kept for (every row, or each symbol's last bar); with
+    ``last_only`` only the last ``history`` usable bars of each symbol are kept (default: all needed).
+    """
+
+    def __init__(self, frame: pd.DataFrame, interval: str, params: DetectorParams, *, last_only: bool = False,
+                 history: int | None = None):
+        self.interval, self.params, self.frame, self.last_only = interval, params, frame, last_only
+        self.daily = interval.strip().lower() == "1d"
+        self.unit = "day" if self.daily else ("week" if interval.strip().lower() in ("1w", "1wk") else "bar")
+        ts = to_utc_ns(frame["ts"])
+        keep, g, self.names = mo.arrange(frame["symbol"], ts)  # self.names: each symbol, by group
+        codes = g.gid
+        is_last = np.zeros(len(keep), bool)
+        is_last[g.last] = True
+        same = len(keep) == len(frame) and bool((np.diff(keep) == 1).all())  # in order: no gathering
+
+        def column(name: str) -> np.ndarray:
+            a = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            return a if same else a[keep]
+
+        ohlcv = [column(c) for c in ("open", "high", "low", "close", "volume")]
+        usable = np.ones(len(keep), bool)
+        for a in ohlcv:
+            usable &= np.isfinite(a)
+        take = np.flatnonzero(usable)
+        g = g.take(take)
+        if last_only:  # the tail each last-bar detection can depend on
+            tail = np.flatnonzero(g.rest < (history or params.history_bars()))
+            take, g = take[tail], g.take(tail)
+        self.src = keep[take]  # row positions in ``frame``
+        self.wanted = is_last[take] if last_only else np.ones(len(take), bool)
+        self.g, self.code, self.ts = g, codes[take], ts[self.src]
+        self.o, self.h, self.l, self.c, self.v = (a[take] for a in ohlcv)
+        self.ind = {c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan)[self.src]
+                    for c in (*NEEDED, "sma_200") if c in frame}
+
+    @cached_property
+    def sym(self) -> np.ndarray:
+        return self.names[self.code]
+
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(mask & self.wanted)
+
+    # -- shared derived values (computed once per detect call)
+
+    @cached_property
+    def prev_close(self) -> np.ndarray:
+        return self.g.shift(self.c, 1)
+
+    @cached_property
+    def volume_z(self) -> np.ndarray:
+        return volume_zscore(self.v, self.g, self.params.volume_window)
+
+    @cached_property
+    def location(self) -> np.ndarray:
+        """Where the close sits in the bar's range: 0 at the low, 1 at the high (0.5 for a flat bar)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.h > self.l, (self.c - self.l) / (self.h - self.l), 0.5)
+
+    def channel(self, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """Highest high / lowest low of the ``window`` bars before each wanted row."""
+        key = f"_channel_{window}"
+        if key not in self.__dict__:
+            self.__dict__[key] = mo.channel_at(self.h, self.l, self.g, window, np.flatnonzero(self.wanted)) \
+                if self.last_only else mo.channel(self.h, self.l, self.g, window)
+        return self.__dict__[key]
+
+    @cached_property
+    def gaps(self) -> pd.DataFrame:
+        return mo.gaps(self.o, self.c, self.ind["atr"], self.g, self.params.gap_pct, self.params.gap_atr)
+
+    @cached_property
+    def swings(self) -> tuple[np.ndarray, np.ndarray]:
+        return mo.pivots(self.h, self.l, self.g, self.params.pivot_k)
+
+    @cached_property
+    def levels(self) -> dict[str, mo.LevelHits]:
+        p = self.params
+        return mo.level_events(self.o, self.h, self.l, self.c, self.ind["atr"], self.g, k=p.pivot_k,
+                               lookback=p.level_lookback, count=p.level_count, tol_atr=p.level_tol_atr,
+                               min_touches=p.min_touches, hold=p.level_hold, swings=self.swings,
+                               only=self.wanted if self.last_only else None)
+
+    @cached_property
+    def divergences(self) -> tuple[mo.Divergences, mo.Divergences]:
+        p = self.params
+        return mo.rsi_divergences(self.h, self.l, self.ind["rsi"], self.g, k=p.pivot_k, min_bars=p.divergence_min_bars,
+                                  max_bars=p.divergence_max_bars, swings=self.swings)
+
+    # -- factor points at rows ``r`` (NaN inputs give 0 points)
+
+    def volume_pts(self, r, cap: float, full: float = 3.0) -> np.ndarray:
+        return cap * _unit((self.ind["volume_ratio"][r] - 1.0) / (full - 1.0))
+
+    def trend_pts(self, r, side: int, cap: float) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return cap * (side * (self.c[r] - self.ind["sma_50"][r]) > 0)
+
+    def rsi_pts(self, r, side: int, cap: float) -> np.ndarray:
+        return cap * _unit(side * (self.ind["rsi"][r] - 50.0) / 20.0)
+
+    def atr_pts(self, r, distance: np.ndarray, cap: float, full: float = 1.0) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return cap * _unit(distance / (full * self.ind["atr"][r]))
+
+
+def _unit(x) -> np.ndarray:
+    """Clip to 0..1, NaN -> 0."""
+    return np.nan_to_num(np.clip(x, 0.0, 1.0), nan=0.0)
+
+
+def _confidence(*conditions: np.ndarray) -> np.ndarray:
+    """0.4 for the bare signal, up to 1.0 when every confirming condition holds."""
+    return 0.4 + 0.6 * np.mean(np.vstack([np.asarray(c, dtype=float) for c in conditions]), axis=0)
+
+
+def _prices(a: np.ndarray) -> list[str]:
+    """2,950 / 812.35: prices as a trader reads them."""
+    return [f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.2f}" for x in np.asarray(a, dtype=np.float64).tolist()]
+
+
+def _volumes(vr: np.ndarray) -> list[str]:
+    return [f" on {v:.1f}× volume" if v == v else "" for v in np.asarray(vr, dtype=np.float64).tolist()]
+
+
+# ------------------------------------------------------------------------------------- detectors
+
+
+def _channel_break(p: Panel, side: int, year: bool) -> Hits:
+    window = p.params.year_window if year else p.params.breakout_window
+    hi, lo = p.channel(window)
+    level = hi if side > 0 else lo
+    with np.errstate(invalid="ignore"):
+        r = p.rows(side * (p.c - level) > 0)
+    excess, vr = side * (p.c[r] - level[r]), p.ind["volume_ratio"][r]
+    factors = {"base": np.full(len(r), 50.0 if year else 40.0), "volume": p.volume_pts(r, 20 if year else 25),
+               "margin": p.atr_pts(r, excess, 10 if year else 15), "trend": p.trend_pts(r, side, 10),
+               "momentum": p.rsi_pts(r, side, 10)}
+    loc = p.location[r] if side > 0 else 1 - p.location[r]
+    conf = _confidence(vr >= 1.5, loc >= 0.5, factors["trend"] > 0)
+    span = "52-week" if year and window == 252 and p.daily else f"{window}-{p.unit}"
+    word = "high" if side > 0 else "low"
+
+    def message() -> list[str]:
+        verb = "broke its" if side > 0 else "broke below its"
+        return [f"{s} {verb} {span} {word} {lv} at {c}{v}"
+                for s, lv, c, v in zip(p.sym[r].tolist(), _prices(level[r]), _prices(p.c[r]), _volumes(vr))]
+
+    return Hits(r, factors, conf, message)
+
+
+def _volume_spike(p: Panel) -> Hits:
+    vr = p.ind["volume_ratio"]
+    with np.errstate(invalid="ignore"):
+        r = p.rows(vr >= p.params.spike_ratio)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ret = p.c[r] / p.prev_close[r] - 1.0
+        move_atr = np.abs(p.c[r] - p.prev_close[r]) / p.ind["atr"][r]
+    side = np.sign(np.nan_to_num(ret))
+    loc = np.where(side > 0, p.location[r], np.where(side < 0, 1 - p.location[r], 0.0))
+    z = p.volume_z[r]
+    factors = {"base": np.full(len(r), 30.0), "size": 30 * _unit((vr[r] - 3.0) / 5.0),
+               "unusual": 10 * _unit((z - 2.0) / 2.0),
+               "move": 20 * _unit(move_atr / 2.0), "close": 10 * loc}
+    with np.errstate(invalid="ignore"):
+        conf = _confidence(z >= 2.0, move_atr >= 0.5, loc >= 0.5)
+    direction = np.where(side > 0, "long", np.where(side < 0, "short", "neutral"))
+    ref_name, ref = ("VWAP", p.ind.get("vwap")) if not p.daily else ("SMA 20", p.ind.get("sma_20"))
+
+    def message() -> list[str]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = (p.c[r] / ref[r] - 1.0) * 100.0
+        out = []
+        for s, v, rt, d in zip(p.sym[r].tolist(), vr[r].tolist(), ret.tolist(), dist.tolist()):
+            where = f", closing {abs(d):.1f}% {'above' if d >= 0 else 'below'} {ref_name}" if d == d else ""
+            move = f", {rt * 100:+.1f}% on the {p.unit}" if rt == rt else ""
+            out.append(f"{s} traded {v:.1f}× its usual volume{move}{where}")
+        return out
+
+    return Hits(r, factors, conf, message, direction)
+
+
+def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
+    a, b = p.ind[fast], p.ind[slow]
+    up, down = mo.crosses(a, b, p.g)
+    r = p.rows(up if side > 0 else down)
+    sma50_then = p.g.shift(p.ind["sma_50"], 5)[r]
+    with np.errstate(invalid="ignore"):
+        slope = side * (p.ind["sma_50"][r] - sma50_then) > 0
+        hist = side * p.ind["macd_hist"][r] > 0
+        far = side * p.ind["macd"][r] < 0
+    if fast == "sma_20":
+        factors = {"base": np.full(len(r), 50.0), "slope": 15.0 * slope, "volume": p.volume_pts(r, 15),
+                   "trend": p.trend_pts(r, side, 10), "macd": 10.0 * hist}
+        conf = _confidence(slope, hist, p.ind["volume_ratio"][r] >= 1.2)
+    else:
+        factors = {"base": np.full(len(r), 40.0), "trend": p.trend_pts(r, side, 20), "volume": p.volume_pts(r, 15),
+                   "momentum": p.rsi_pts(r, side, 15), "position": 10.0 * far}
+        conf = _confidence(factors["trend"] > 0, far, p.ind["volume_ratio"][r] >= 1.2)
+    words = "above" if side > 0 else "below"
+
+    def message() -> list[str]:
+        if fast == "sma_20":
+            return [f"{s}: SMA 20 crossed {words} SMA 50 ({label}) at {c}"
+                    for s, c in zip(p.sym[r].tolist(), _prices(p.c[r]))]
+        return [f"{s}: MACD crossed {words} its signal line, {'below' if m < 0 else 'above'} the zero line (MACD {m:.2f})"
+                for s, m in zip(p.sym[r].tolist(), p.ind["macd"][r].tolist())]
+
+    return Hits(r, factors, conf, message)
+
+
+def _rsi_extreme(p: Panel, side: int) -> Hits:
+    rsi, prm = p.ind["rsi"], p.params
+    with np.errstate(invalid="ignore"):
+        r = p.rows(rsi < prm.rsi_low if side > 0 else rsi > prm.rsi_high)
+        depth = (prm.rsi_low - rsi[r]) if side > 0 else (rsi[r] - prm.rsi_high)
+        turn = side * (rsi[r] - p.g.shift(rsi, 1)[r]) > 0
+        band = p.ind["bb_lower"][r] if side > 0 else p.ind["bb_upper"][r]
+        stretch = side * (band - p.c[r]) > 0
+    factors = {"base": np.full(len(r), 40.0), "depth": 30 * _unit(depth / 15.0), "turn": 15.0 * turn,
+               "stretch": 15.0 * stretch}
+    conf = _confidence(turn, stretch, depth >= 5)
+    state, way = ("oversold", "up") if side > 0 else ("overbought", "down")
+
+    def message() -> list[str]:
+        return [f"{s} is {state}: RSI {x:.0f}{f', turning {way}' if t else ''}"
+                for s, x, t in zip(p.sym[r].tolist(), rsi[r].tolist(), turn.tolist())]
+
+    return Hits(r, factors, conf, message)
+
+
+def _divergence(p: Panel, side: int) -> Hits:
+    d = p.divergences[0 if side > 0 else 1]
+    sel = p.wanted[d.rows]
+    r, cur, prev = d.rows[sel], d.pivot[sel], d.previous[sel]
+    rsi, price = p.ind["rsi"], (p.l if side > 0 else p.h)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rsi_gap = side * (rsi[cur] - rsi[prev])
+        price_gap = side * (price[prev] - price[cur]) / p.ind["atr"][cur]
+        extreme = ((40.0 - rsi[prev]) if side > 0 else (rsi[prev] - 60.0)) / 10.0
+        confirm = side * (p.c[r] - p.c[cur]) > 0
+    factors = {"base": np.full(len(r), 45.0), "rsi_gap": 20 * _unit(rsi_gap / 10.0),
+               "price_gap": 10 * _unit(price_gap), "extreme": 15 * _unit(extreme), "confirm": 10.0 * confirm}
+    conf = _confidence(rsi_gap >= 5, extreme >= 1.0, confirm)
+    kind, lows = ("bullish", ("lower low", "higher low")) if side > 0 else ("bearish", ("higher high", "lower high"))
+
+    def message() -> list[str]:
+        return [f"{s}: {kind} RSI divergence, price made a {lows[0]} {a} vs {b} "
+                f"while RSI made a {lows[1]} {x:.0f} vs {y:.0f}"
+                for s, a, b, x, y in zip(p.sym[r].tolist(), _prices(price[cur]), _prices(price[prev]), rsi[cur].tolist(),
+                                         rsi[prev].tolist())]
+
+    return Hits(r, factors, conf, message)
+
+
+def _level(p: Panel, name: str, side: int) -> Hits:
+    hit = p.levels[name]
+    sel = p.wanted[hit.rows]
+    r, lvl, t = hit.rows[sel], hit.level[sel], hit.touches[sel]
+    dist = side * (p.c[r] - lvl)
+    touch = 25 * _unit((t - 1) / 3.0)
+    if name.endswith("break"):
+        factors = {"base": np.full(len(r), 40.0), "touches": touch, "margin": p.atr_pts(r, dist, 15),
+                   "volume": p.volume_pts(r, 20)}
+        conf = _confidence(t >= 3, p.ind["volume_ratio"][r] >= 1.5, factors["margin"] >= 5)
+    else:
+        turn = "bounce" if side > 0 else "rejection"
+        factors = {"base": np.full(len(r), 40.0), "touches": touch, turn: p.atr_pts(r, dist, 15),
+                   "volume": p.volume_pts(r, 10), "trend": p.trend_pts(r, side, 10)}
+        conf = _confidence(t >= 3, factors["trend"] > 0, factors[turn] >= 5)
+    what = "support" if name.startswith("support") else "resistance"
+
+    def message() -> list[str]:
+        if name.endswith("break"):
+            return [f"{s} broke {what} {x} ({n} touches), closing at {c}{v}" for s, x, n, c, v in
+                    zip(p.sym[r].tolist(), _prices(lvl), t.tolist(), _prices(p.c[r]), _volumes(p.ind["volume_ratio"][r]))]
+        verb = "bounced off" if what == "support" else "was rejected at"
+        return [f"{s} {verb} {what} {x} ({n} touches), closing at {c}"
+                for s, x, n, c in zip(p.sym[r].tolist(), _prices(lvl), t.tolist(), _prices(p.c[r]))]
+
+    return Hits(r, factors, conf, message)
+
+
+def _gap(p: Panel, side: int) -> Hits:
+    gp = p.gaps
+    r = p.rows((gp["gap_up"] if side > 0 else gp["gap_down"]).to_numpy())
+    pct, atr_x, prev = (gp[c].to_numpy()[r] for c in ("gap_pct", "gap_atr", "prev_close"))
+    with np.errstate(invalid="ignore"):
+        hold = side * (p.c[r] - prev) > 0
+        follow = side * (p.c[r] - p.o[r]) > 0
+    size = np.fmax(_unit(np.abs(pct) / 6.0), _unit(np.abs(atr_x) / 3.0))
+    factors = {"base": np.full(len(r), 40.0), "size": 25 * size, "hold": 20.0 * hold, "volume": p.volume_pts(r, 15)}
+    conf = _confidence(hold, follow, p.ind["volume_ratio"][r] >= 1.5)
+    word = "up" if side > 0 else "down"
+
+    def message() -> list[str]:
+        return [f"{s} gapped {word} {abs(g):.1f}%{f' ({a:.1f} ATR)' if a == a else ''} to {o} from {pc}, "
+                f"{'holding the gap' if h else 'filling the gap'}"
+                for s, g, a, o, pc, h in zip(p.sym[r].tolist(), pct.tolist(), atr_x.tolist(), _prices(p.o[r]),
+                                             _prices(prev), hold.tolist())]
+
+    return Hits(r, factors, conf, message)
+
+
+_SMA = {"fast": "sma_20", "slow": "sma_50"}
+_MACD = {"fast": "macd", "slow": "macd_signal", "label": ""}
+
+DETECTORS: dict[str, Detector] = {d.name: d for d in (
+    Detector("breakout", "long", "close above the previous N bars' highest high",
+             partial(_channel_break, side=1, year=False)),
+    Detector("breakdown", "short", "close below the previous N bars' lowest low",
+             partial(_channel_break, side=-1, year=False)),
+    Detector("high_52w", "long", "close above the previous 252 daily bars' highest high",
+             partial(_channel_break, side=1, year=True), daily_only=True),
+    Detector("low_52w", "short", "close below the previous 252 daily bars' lowest low",
+             partial(_channel_break, side=-1, year=True), daily_only=True),
+    Detector("volume_spike", "bar", "volume ratio >= 3; direction of the bar's move", _volume_spike),
+    Detector("golden_cross", "long", "SMA 20 crosses above SMA 50", partial(_cross, side=1, label="golden cross", **_SMA)),
+    Detector("death_cross", "short", "SMA 20 crosses below SMA 50", partial(_cross, side=-1, label="death cross", **_SMA)),
+    Detector("macd_cross_up", "long", "MACD crosses above its signal line", partial(_cross, side=1, **_MACD)),
+    Detector("macd_cross_down", "short", "MACD crosses below its signal line", partial(_cross, side=-1, **_MACD)),
+    Detector("rsi_oversold", "long", "RSI below 30", partial(_rsi_extreme, side=1)),
+    Detector("rsi_overbought", "short", "RSI above 70", partial(_rsi_extreme, side=-1)),
+    Detector("rsi_divergence_bull", "long", "lower price low, higher RSI low (RSI < 50)", partial(_divergence, side=1)),
+    Detector("rsi_divergence_bear", "short", "higher price high, lower RSI high (RSI > 50)", partial(_divergence, side=-1)),
+    Detector("support_bounce", "long", "touch of a support (>= 2 touches) closing up, above it",
+             partial(_level, name="support_bounce", side=1)),
+    Detector("support_break", "short", "close below a support (>= 2 touches)",
+             partial(_level, name="support_break", side=-1)),
+    Detector("resistance_break", "long", "close above a resistance (>= 2 touches)",
+             partial(_level, name="resistance_break", side=1)),
+    Detector("resistance_reject", "short", "touch of a resistance (>= 2 touches) closing down, below it",
+             partial(_level, name="resistance_reject", side=-1)),
+    Detector("gap_up", "long", "open above the previous close by > 2 % or > 1 ATR", partial(_gap, side=1)),
+    Detector("gap_down", "short", "open below the previous close by > 2 % or > 1 ATR", partial(_gap, side=-1)),
+)}
+
+
+def detect(enriched: pd.DataFrame, kinds: Iterable[str] | str | None = None, last_only: bool = False, *,
+           interval: str | None = None, params: DetectorParams | None = None, explain: bool = True,
+           now: pd.Timestamp | None = None, tz: str = DEFAULT_TZ) -> pd.DataFrame:
+    """Opportunity rows (``schema.OPPORTUNITIES``) of the detectors ``kinds`` (default: all) on ``enriched``.
+
+    ``enriched``: bars (symbol, ts, open, high, low, close, volume; optional sector) with the indicator
+    columns (computed here when missing), any order. ``last_only``: each symbol's last bar only.
+    ``explain=False`` leaves message and factors null (faster, for the signal lab). Rows are sorted by
+    (symbol, ts, kind); ``detected_at`` is ``now`` (null when not given: detection is pure).
+    """
+    names = _kinds(kinds)
+    missing = [c for c in ("symbol", "ts", "open", "high", "low", "close", "volume") if c not in enriched]
+    if missing:
+        raise DataError(f"bars: column {', '.join(map(repr, missing))} missing")
+    if interval is None:
+        interval = str(enriched["interval"].iloc[0]) if "interval" in enriched and len(enriched) else "1d"
+    is_intraday(interval)  # validates it
+    if len(enriched) == 0:
+        return schema.empty_frame("opportunities")
+    if any(c not in enriched for c in NEEDED):
+        enriched = compute_indicators(enriched, interval, tz)
+    params = params or DetectorParams()
+    year = interval.strip().lower() == "1d" and any(DETECTORS[k].daily_only for k in names)
+    p = Panel(enriched, interval, params, last_only=last_only, history=params.history_bars(year))
+    parts = []
+    for name in names:
+        det = DETECTORS[name]
+        if det.daily_only and not p.daily or p.g.n == 0:
+            continue
+        hits = det.find(p)
+        if len(hits.rows):
+            parts.append((det, hits))
+    if not parts:
+        return schema.empty_frame("opportunities")
+    return _rows(p, parts, explain, now)
+
+
+def _kinds(kinds) -> list[str]:
+    if kinds is None:
+        return list(DETECTORS)
+    if isinstance(kinds, str):
+        kinds = kinds.split(",")
+    names = [str(k).strip() for k in kinds if str(k).strip()]
+    unknown = [k for k in names if k not in DETECTORS]
+    if unknown:
+        raise DataError(f"kinds: unknown detector {', '.join(map(repr, unknown))} (known: {', '.join(DETECTORS)})")
+    return list(dict.fromkeys(names))
+
+
+def _rows(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> pd.DataFrame:
+    """The hits as one opportunities frame, built column by column in Arrow, sorted by (symbol, ts, kind)."""
+    kinds = sorted(d.name for d, _ in parts)
+    rows = np.concatenate([h.rows for _, h in parts])
+    kind = np.concatenate([np.full(len(h.rows), kinds.index(d.name), np.int32) for d, h in parts])
+    sides = ["long", "short", "neutral"]
+    direction = np.concatenate([
+        np.full(len(h.rows), sides.index(d.direction), np.int32) if h.direction is None
+        else pd.Categorical(h.direction, categories=sides).codes.astype(np.int32) for d, h in parts])
+    scores, factors, messages = [], [], []
+    for _, h in parts:
+        names = list(h.factors)
+        points = np.round(np.column_stack([h.factors[f] for f in names]).astype(np.float64), 2)
+        scores.append(np.round(points.sum(axis=1), 2))
+        if explain:
+            pieces = []
+            for i, f in enumerate(names):
+                pieces += [pa.scalar(("{" if i == 0 else ", ") + f'"{f}": '), pc.cast(pa.array(points[:, i]), pa.string())]
+            factors.append(pc.binary_join_element_wise(*pieces, pa.scalar("}"), ""))
+            messages += h.message()
+    order = np.lexsort((kind, rows))
+    take = pa.array(order)
+    r = rows[order]
+    n = len(r)
+
+    def labels(codes: np.ndarray, values) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(pa.string())
+
+    sector = pa.nulls(n, pa.string())
+    if "sector" in p.frame:
+        sector = pa.array(p.frame["sector"].iloc[p.src[r]].astype(object).to_numpy(), pa.string(), from_pandas=True)
+    table = pa.Table.from_arrays([
+        pa.array(p.ts[r], schema.TS),
+        labels(p.code[r].astype(np.int32), p.names.astype(str)),
+        labels(kind[order], kinds),
+        labels(direction[order], sides),
+        pa.array(np.concatenate(scores)[order]),
+        pa.array(np.round(np.concatenate([h.confidence for _, h in parts]), 3)[order]),
+        pa.array(messages, pa.string()).take(take) if explain else pa.nulls(n, pa.string()),
+        pa.concat_arrays([a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in factors]).take(take)
+        if explain else pa.nulls(n, pa.string()),
+        labels(np.zeros(n, np.int32), [p.interval]),
+        pa.array(p.c[r]),
+        sector,
+        pa.nulls(n, schema.TS) if now is None else pa.array(np.full(n, pd.Timestamp(now).as_unit("ns").value), schema.TS),
+    ], schema=schema.OPPORTUNITIES)
+    return schema.to_pandas(table)

@@ -1,0 +1,250 @@
+"""The opportunity score of each symbol, explained by its factors, and the re-announcement cooldown.
+
+``score_symbols`` rates each symbol's latest bar 0..100 for a long position (50 is neutral, low scores
+are short candidates) from six factors, each a value in 0..1 weighted by ``ScoreWeights`` (scaled
+to sum to 100), so the contributions in ``factors`` sum to the score. ``dedupe`` keeps a standing
+condition from being announced again every cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from mintel.analytics.detectors import DetectorParams, Panel
+from mintel.analytics.momentum import Groups
+from mintel.analytics.indicators import NS_PER_MINUTE, is_intraday, to_utc_ns
+from mintel.errors import DataError
+
+FACTORS = ("trend", "momentum", "volume", "breakout", "rsi", "signals")
+LONG_AT, SHORT_AT = 60.0, 40.0  # score at or above: long bias; at or below: short bias
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """Weight of each factor in the score; scaled to sum to 100 when used.
+
+    trend: close vs SMA 20/50/200 and SMA 20 vs 50; momentum: the 20-bar move in ATR and the MACD
+    histogram; volume: volume ratio signed by the bar's move; breakout: where the close sits in its
+    52-week (252-bar) range; rsi: RSI position (rising to 70, fading when overextended); signals:
+    the detectors standing on the bar, long minus short, by their scores.
+    """
+
+    trend: float = 25.0
+    momentum: float = 20.0
+    volume: float = 15.0
+    breakout: float = 15.0
+    rsi: float = 10.0
+    signals: float = 15.0
+
+    @classmethod
+    def from_config(cls, override: ScoreWeights | Mapping[str, float] | None = None) -> ScoreWeights:
+        """Defaults with ``override`` (a dict from config, e.g. ``{"volume": 25}``) applied."""
+        if override is None:
+            return cls()
+        if isinstance(override, ScoreWeights):
+            return override
+        known = {f.name for f in fields(cls)}
+        unknown = [k for k in override if k not in known]
+        if unknown:
+            names = ", ".join(map(repr, unknown))
+            raise DataError(f"score weights: unknown factor {names} (known: {', '.join(sorted(known))})")
+        values = {}
+        for k, v in override.items():
+            try:
+                values[k] = float(v)
+            except (TypeError, ValueError):
+                raise DataError(f"score weights: {k}={v!r} is not a number") from None
+            if not np.isfinite(values[k]) or values[k] < 0:
+                raise DataError(f"score weights: {k}={v!r} must be a finite number >= 0")
+        return cls(**{**asdict(cls()), **values})
+
+    def normalized(self) -> dict[str, float]:
+        w = asdict(self)
+        total = sum(w.values())
+        if total <= 0:
+            raise DataError("score weights: all zero")
+        return {k: 100.0 * v / total for k, v in w.items()}
+
+
+def factor_values(enriched: pd.DataFrame, signals: pd.DataFrame | None = None, *, interval: str | None = None
+                  ) -> pd.DataFrame:
+    """Each factor's value (0..1, 0.5 neutral, NaN unknown) at each symbol's latest bar.
+
+    ``signals``: opportunity rows standing on those bars (``detect(..., last_only=True)``).
+    Columns: symbol, ts, close, then ``FACTORS``.
+    """
+    if interval is None:
+        interval = str(enriched["interval"].iloc[0]) if "interval" in enriched and len(enriched) else "1d"
+    p = Panel(enriched, interval, DetectorParams(), last_only=True)
+    r = np.flatnonzero(p.wanted)
+    c, ind = p.c[r], {k: v[r] for k, v in p.ind.items()}
+    nan = np.full(len(r), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def above(a, b):
+            return np.where(np.isfinite(a) & np.isfinite(b), (a > b).astype(float), np.nan)
+
+        parts = [above(c, ind["sma_20"]), above(c, ind["sma_50"]), above(ind["sma_20"], ind["sma_50"]),
+                 above(c, ind.get("sma_200", nan))]
+        trend = _nanmean(parts)
+        back = p.g.pos[r] >= 20
+        c20 = np.where(back, p.c[np.maximum(r - 20, 0)], np.nan)
+        move = (c - c20) / (ind["atr"] * np.sqrt(20.0))
+        momentum = _nanmean([0.5 + 0.5 * np.tanh(move), 0.5 + 0.5 * np.tanh(ind["macd_hist"] / (0.2 * ind["atr"]))])
+        ret = c - p.prev_close[r]
+        volume = 0.5 + 0.5 * np.sign(ret) * np.tanh(np.maximum(ind["volume_ratio"] - 1.0, 0.0))
+        breakout = _range_position(p, r)
+        rsi = ind["rsi"]
+        rsi_value = np.where(rsi <= 70, np.clip(0.5 + (rsi - 50.0) / 40.0, 0, 1), np.clip(1.0 - (rsi - 70.0) / 30.0, 0, 1))
+    out = pd.DataFrame({"symbol": p.sym[r], "ts": pd.DatetimeIndex(p.ts[r].view("M8[ns]"), tz="UTC"), "close": c,
+                        "trend": trend, "momentum": momentum, "volume": volume, "breakout": breakout, "rsi": rsi_value,
+                        "signals": _signal_values(p.sym[r], p.ts[r], signals)})
+    for f in FACTORS:
+        out[f] = out[f].where(np.isfinite(out[f]))
+    return out
+
+
+def _nanmean(parts: list[np.ndarray]) -> np.ndarray:
+    stack = np.vstack(parts)
+    n = np.isfinite(stack).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.nansum(stack, axis=0) / n, np.nan)
+
+
+def _range_position(p: Panel, r: np.ndarray, window: int = 252, min_bars: int = 20) -> np.ndarray:
+    """Where the close sits between the lowest low and highest high of the last ``window`` bars (0..1)."""
+    if not len(r):
+        return np.empty(0)
+    tail = np.flatnonzero(p.g.rest < window)  # every symbol keeps at least its last bar, in order
+    g = Groups.of(p.code[tail])
+    hi, lo = np.maximum.reduceat(p.h[tail], g.starts), np.minimum.reduceat(p.l[tail], g.starts)
+    count = g.ends - g.starts
+    k = p.g.gid[r]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pos = np.where(hi[k] > lo[k], (p.c[r] - lo[k]) / (hi[k] - lo[k]), 0.5)
+    return np.where(count[k] >= min_bars, pos, np.nan)
+
+
+def _signal_values(symbols: np.ndarray, ts: np.ndarray, signals: pd.DataFrame | None) -> np.ndarray:
+    """0.5 + 0.5 tanh(net), net = (sum of long scores - sum of short scores) / 100 of the signals on the bar."""
+    out = np.full(len(symbols), 0.5)
+    if signals is None or signals.empty:
+        return out
+    sig_ts = to_utc_ns(signals["ts"])
+    signals = signals.loc[np.isin(sig_ts, np.unique(ts))]  # a whole history of signals: keep the last bars'
+    if signals.empty:
+        return out
+    side = signals["direction"].map({"long": 1.0, "short": -1.0}).fillna(0.0).to_numpy()
+    key = pd.DataFrame({"symbol": signals["symbol"].to_numpy(dtype=object), "ts": to_utc_ns(signals["ts"]),
+                        "net": side * signals["score"].to_numpy(dtype=float) / 100.0})
+    net = key.groupby(["symbol", "ts"])["net"].sum()
+    here = net.reindex(pd.MultiIndex.from_arrays([symbols, ts])).to_numpy()
+    return np.where(np.isfinite(here), 0.5 + 0.5 * np.tanh(np.nan_to_num(here)), 0.5)
+
+
+def score_symbols(enriched: pd.DataFrame, signals: pd.DataFrame | None = None,
+                  weights: ScoreWeights | Mapping[str, float] | None = None, *, interval: str | None = None,
+                  min_factors: int = 2) -> pd.DataFrame:
+    """Score 0..100 of each symbol's latest bar with its explanation.
+
+    Unknown factors count as neutral (0.5); with fewer than ``min_factors`` known factors besides the
+    signals (too little history) the score is null. Columns: symbol, ts, score, direction (long /
+    short / neutral by ``LONG_AT``/``SHORT_AT``), factors (JSON: factor -> points, summing to the score).
+    """
+    w = ScoreWeights.from_config(weights).normalized()
+    values = factor_values(enriched, signals, interval=interval)
+    known = values[[f for f in FACTORS if f != "signals"]].notna().sum(axis=1).to_numpy()
+    points = np.round(np.column_stack([w[f] * values[f].fillna(0.5).to_numpy() for f in FACTORS]), 2) \
+        if len(values) else np.empty((0, len(FACTORS)))
+    score = np.round(points.sum(axis=1), 2)
+    ok = known >= min_factors
+    score = np.where(ok, score, np.nan)
+    direction = np.where(score >= LONG_AT, "long", np.where(score <= SHORT_AT, "short", "neutral"))
+    factors = [json.dumps(dict(zip(FACTORS, row))) if good else None for row, good in zip(points.tolist(), ok)]
+    return pd.DataFrame({"symbol": values["symbol"], "ts": values["ts"], "score": score,
+                         "direction": np.where(ok, direction, None), "factors": factors})
+
+
+# ----------------------------------------------------------------------------------------- cooldown
+
+
+def dedupe(new: pd.DataFrame, recent: pd.DataFrame | None = None, cooldown: int | str | pd.Timedelta = 5, *,
+           interval: str = "1d", key: tuple[str, ...] = ("symbol", "kind", "direction")) -> pd.DataFrame:
+    """``new`` opportunities without those within ``cooldown`` after an announced one with the same key.
+
+    ``recent``: opportunities already announced (the lake's opportunities table). ``cooldown``: an int
+    is bars of ``interval`` (business days for daily bars, interval lengths for intraday bars); a
+    string or Timedelta ("30min", "2D") is wall time. A row is kept when no kept or recent row with
+    its key lies less than ``cooldown`` before it or at its ts; kept rows stay in ``new``'s order.
+    """
+    if new.empty:
+        return new
+    for frame, label in ((new, "opportunities"), (recent, "recent opportunities")):
+        missing = [c for c in (*key, "ts") if frame is not None and c not in frame]
+        if missing:
+            raise DataError(f"{label}: column {', '.join(map(repr, missing))} missing")
+    position, gap = _clock(interval, cooldown)
+    recent = recent if recent is not None and len(recent) else None
+    pos_new = position(new["ts"])
+    pos_rec = position(recent["ts"]) if recent is not None else np.empty(0)
+    origin = min(pos_new.min(), pos_rec.min() if len(pos_rec) else np.inf)
+    pos_new, pos_rec = pos_new - origin, pos_rec - origin
+    span = max(pos_new.max(), pos_rec.max() if len(pos_rec) else 0.0) + gap + 1.0
+    frames = [new[list(key)]] + ([recent[list(key)]] if recent is not None else [])
+    codes = pd.MultiIndex.from_frame(pd.concat(frames, ignore_index=True).astype(str)).factorize()[0].astype(np.float64)
+    code_new, code_rec = codes[: len(new)], codes[len(new):]
+
+    blocked = np.zeros(len(new), bool)
+    if len(pos_rec):  # the latest recent row at or before each new row, same key
+        o = np.lexsort((pos_rec, code_rec))
+        comp = code_rec[o] * span + pos_rec[o]
+        i = np.searchsorted(comp, code_new * span + pos_new, side="right") - 1
+        j = np.clip(i, 0, None)
+        since = pos_new - pos_rec[o][j]
+        blocked = (i >= 0) & (code_rec[o][j] == code_new) & ((since < gap) | (since == 0))
+
+    # Greedy in time within each key: keep a row, skip the rows within the cooldown after it, repeat.
+    order = np.lexsort((np.arange(len(new)), pos_new, code_new))
+    c, t, m = code_new[order], pos_new[order], len(order)
+    comp = c * span + t
+    nxt = np.searchsorted(comp, comp + gap, side="left") if gap > 0 else np.searchsorted(comp, comp, side="right")
+    free = np.where(blocked[order], m, np.arange(m))
+    first_free = np.r_[np.minimum.accumulate(free[::-1])[::-1], m]  # first unblocked row at or after each
+    keep = np.zeros(m, bool)
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    frontier, owner = first_free[starts], starts
+    while True:
+        ok = (frontier < m) & (c[np.minimum(frontier, m - 1)] == c[owner])
+        frontier = frontier[ok]
+        if not len(frontier):
+            break
+        keep[frontier] = True
+        owner, frontier = frontier, first_free[nxt[frontier]]
+    return new.iloc[np.sort(order[keep])]
+
+
+def _clock(interval: str, cooldown) -> tuple:
+    """(ts -> float position, cooldown in positions) for the cooldown's unit."""
+    if isinstance(cooldown, (int, np.integer)) and not isinstance(cooldown, bool):
+        if cooldown < 0:
+            raise DataError(f"cooldown {cooldown}: must be >= 0")
+        if not is_intraday(interval):
+            def business_days(ts) -> np.ndarray:
+                days = (to_utc_ns(ts) // (1440 * NS_PER_MINUTE)).astype("M8[D]")
+                return np.busday_count(np.datetime64("1970-01-01", "D"), days).astype(np.float64)
+
+            return business_days, float(cooldown)
+        text = interval.strip().lower()
+        bar_ns = pd.Timedelta(text[:-1] + "min" if text.endswith("m") else text).value
+        return (lambda ts: to_utc_ns(ts) / bar_ns), float(cooldown)
+    try:
+        gap = pd.Timedelta(cooldown)
+    except (TypeError, ValueError):
+        raise DataError(f"cooldown {cooldown!r}: not a number of bars or a duration like '30min'") from None
+    if pd.isna(gap) or gap < pd.Timedelta(0):
+        raise DataError(f"cooldown {cooldown!r}: must be a duration >= 0")
+    return (lambda ts: to_utc_ns(ts) / 1e9), gap.value / 1e9

@@ -1,0 +1,138 @@
+"""Scoring: weights from config, scores explained by factors that sum to them, and the cooldown."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mintel.analytics.detectors import detect
+from mintel.analytics.indicators import compute_indicators
+from mintel.analytics.scoring import FACTORS, ScoreWeights, dedupe, factor_values, score_symbols
+from mintel.errors import DataError
+
+
+def trend_bars(symbol: str, drift: float, n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(drift, 0.01, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    return pd.DataFrame({
+        "interval": "1d", "symbol": symbol, "ts": pd.date_range(end="2026-11-24", periods=n, freq="D", tz="UTC"),
+        "open": open_, "high": np.maximum(open_, close) * 1.003, "low": np.minimum(open_, close) * 0.997,
+        "close": close, "volume": rng.integers(1000, 3000, n).astype(float),
+    })
+
+
+@pytest.fixture(scope="module")
+def enriched() -> pd.DataFrame:
+    bars = pd.concat([trend_bars("UP", 0.004), trend_bars("DOWN", -0.004, seed=1), trend_bars("TINY", 0.0, n=3, seed=2)],
+                     ignore_index=True)
+    return compute_indicators(bars, "1d", extra=("sma_200",))
+
+
+def test_weights_defaults_overrides_and_errors():
+    assert sum(ScoreWeights().normalized().values()) == pytest.approx(100)
+    w = ScoreWeights.from_config({"volume": 30, "signals": "0"})
+    assert w.volume == 30 and w.signals == 0 and w.trend == ScoreWeights().trend
+    assert sum(w.normalized().values()) == pytest.approx(100)
+    with pytest.raises(DataError, match="unknown factor 'mood'"):
+        ScoreWeights.from_config({"mood": 1})
+    with pytest.raises(DataError, match="trend=-1"):
+        ScoreWeights.from_config({"trend": -1})
+    with pytest.raises(DataError, match="not a number"):
+        ScoreWeights.from_config({"trend": "lots"})
+    with pytest.raises(DataError, match="all zero"):
+        ScoreWeights.from_config(dict.fromkeys(FACTORS, 0)).normalized()
+
+
+def test_scores_rank_trends_and_explain_themselves(enriched):
+    s = score_symbols(enriched).set_index("symbol")
+    assert s.loc["UP", "score"] > 60 and s.loc["UP", "direction"] == "long"
+    assert s.loc["DOWN", "score"] < 40 and s.loc["DOWN", "direction"] == "short"
+    for sym in ("UP", "DOWN"):
+        parts = json.loads(s.loc[sym, "factors"])
+        assert list(parts) == list(FACTORS)
+        assert sum(parts.values()) == pytest.approx(s.loc[sym, "score"], abs=1e-6)
+
+
+def test_too_little_history_gives_a_null_score(enriched):
+    s = score_symbols(enriched).set_index("symbol")
+    assert np.isnan(s.loc["TINY", "score"]) and pd.isna(s.loc["TINY", "direction"]) and pd.isna(s.loc["TINY", "factors"])
+    assert score_symbols(enriched.iloc[:0]).empty
+
+
+def test_weights_change_the_score(enriched):
+    only_trend = score_symbols(enriched, weights={f: 0 for f in FACTORS if f != "trend"}).set_index("symbol")
+    values = factor_values(enriched).set_index("symbol")
+    assert only_trend.loc["UP", "score"] == pytest.approx(100 * values.loc["UP", "trend"], abs=0.01)
+
+
+def test_signals_move_the_score(enriched):
+    base = score_symbols(enriched).set_index("symbol")
+    last = enriched.groupby("symbol")["ts"].max()
+    signal = pd.DataFrame({"symbol": ["DOWN"], "ts": [last["DOWN"]], "kind": ["rsi_oversold"], "direction": ["long"],
+                           "score": [90.0]})
+    moved = score_symbols(enriched, signal).set_index("symbol")
+    assert moved.loc["DOWN", "score"] > base.loc["DOWN", "score"]
+    assert json.loads(moved.loc["DOWN", "factors"])["signals"] > json.loads(base.loc["DOWN", "factors"])["signals"]
+    real = detect(enriched, last_only=True)
+    assert len(real) and score_symbols(enriched, real)["score"].dropna().between(0, 100).all()
+
+
+# --- cooldown --------------------------------------------------------------------------------------
+
+
+def opp(ts, symbol="AAA", kind="breakout", direction="long") -> pd.DataFrame:
+    ts = pd.to_datetime(list(ts), utc=True)
+    return pd.DataFrame({"ts": ts, "symbol": symbol, "kind": kind, "direction": direction, "score": 50.0})
+
+
+def test_cooldown_in_business_days():
+    days = ["2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06", "2026-11-09", "2026-11-10"]
+    new = opp(days)
+    kept = dedupe(new, cooldown=3)
+    assert kept["ts"].dt.strftime("%m-%d").tolist() == ["11-02", "11-05", "11-10"]
+    recent = opp(["2026-10-30"])  # a Friday: blocks Mon and Tue (1 and 2 business days later)
+    kept = dedupe(new, recent, cooldown=3)
+    assert kept["ts"].dt.strftime("%m-%d").tolist() == ["11-04", "11-09"]
+
+
+def test_cooldown_is_per_symbol_kind_and_direction():
+    new = pd.concat([opp(["2026-11-02", "2026-11-03"]), opp(["2026-11-03"], kind="gap_up"),
+                     opp(["2026-11-03"], symbol="BBB"), opp(["2026-11-03"], direction="short")], ignore_index=True)
+    kept = dedupe(new, cooldown=5)
+    assert len(kept) == 4 and kept.index.tolist() == [0, 2, 3, 4]
+
+
+def test_cooldown_in_wall_time_and_intraday_bars():
+    new = opp(["2026-11-24 03:45", "2026-11-24 03:50", "2026-11-24 04:20", "2026-11-24 04:14"])
+    kept = dedupe(new, cooldown="30min", interval="1m")
+    assert kept.index.tolist() == [0, 2]  # 04:14 is 29 minutes after 03:45; 04:20 is 35; order kept
+    bars = dedupe(new, cooldown=6, interval="5m")  # 30 minutes of 5-minute bars
+    assert bars.index.tolist() == [0, 2]
+
+
+def test_cooldown_drops_same_bar_duplicates_and_handles_nothing():
+    new = opp(["2026-11-02", "2026-11-02"])
+    assert len(dedupe(new, cooldown=0)) == 1
+    assert dedupe(new.iloc[:0], opp(["2026-11-02"])).empty
+    assert len(dedupe(opp(["2026-11-03"]), opp(["2026-11-03"]).iloc[:0], cooldown=1)) == 1
+    assert dedupe(opp(["2026-11-03"]), opp(["2026-11-03"]), cooldown=0).empty  # already announced on that bar
+    with pytest.raises(DataError, match="cooldown"):
+        dedupe(new, cooldown="soon")
+    with pytest.raises(DataError, match="'kind' missing"):
+        dedupe(new.drop(columns=["kind"]))
+
+
+def test_cooldown_on_a_long_standing_condition_is_vectorized():
+    days = pd.bdate_range("2021-01-01", periods=1250)
+    new = pd.concat([opp(days, symbol=f"S{i}") for i in range(20)], ignore_index=True)
+    kept = dedupe(new, cooldown=5)
+    assert len(kept) == 20 * 250  # one announcement a week per symbol
+
+
+def test_a_whole_history_of_signals_scores_like_the_last_bars(enriched):
+    full, last = detect(enriched, explain=False), detect(enriched, last_only=True)
+    pd.testing.assert_frame_equal(score_symbols(enriched, full), score_symbols(enriched, last))
