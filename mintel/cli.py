@@ -158,6 +158,74 @@ def cmd_snapshot(args) -> int:
     return 0
 
 
+SCAN_TABLE_COLUMNS = ["symbol", "sector", "price", "change_pct", "volume_ratio", "rsi", "macd_hist", "bb_pct_b",
+                      "dist_sma_50_pct", "score", "direction", "signals"]
+
+
+def cmd_scan(args) -> int:
+    from mintel.analytics.scan import scan
+
+    frame = scan(_lake(args), args.interval, filters=args.filter or (), sort=args.sort, top=args.top, universe=args.universe)
+    emit(frame[[c for c in SCAN_TABLE_COLUMNS if c in frame]] if args.format == "table" else frame, args.format)
+    return 0
+
+
+def cmd_opportunities(args) -> int:
+    from mintel.analytics.scan import opportunities
+
+    lake = _lake(args)
+    if args.from_bars:
+        frame = opportunities(lake, args.interval, args.kind, min_score=args.min_score, top=args.top, universe=args.universe)
+    else:  # what the ingestion service announced, newest first
+        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=args.hours)
+        frame = lake.read("opportunities", start=since)
+        if args.kind:
+            frame = frame[frame["kind"].isin(args.kind)]
+        if args.min_score is not None:
+            frame = frame[frame["score"] >= args.min_score]
+        frame = frame.sort_values(["ts", "score"], ascending=[False, False], kind="stable").reset_index(drop=True)
+        if args.top:
+            frame = frame.head(args.top)
+    if args.format == "table":
+        frame = frame[["ts", "symbol", "kind", "direction", "score", "confidence", "message"]]
+    emit(frame, args.format)
+    return 0
+
+
+def cmd_indicators(args) -> int:
+    from mintel.analytics.scan import indicators
+
+    emit(indicators(args.symbol.upper(), _lake(args), args.interval, tail=args.tail), args.format)
+    return 0
+
+
+def cmd_volume(args) -> int:
+    from mintel.analytics.scan import volume_analysis
+
+    frame = volume_analysis(args.symbol.upper() if args.symbol else None, _lake(args), args.interval, tail=args.tail)
+    emit(frame.head(args.top) if args.top and not args.symbol else frame, args.format)
+    return 0
+
+
+def cmd_sentiment(args) -> int:
+    from mintel.analytics.scan import sentiment
+
+    report = sentiment(_lake(args), args.interval, universe=args.universe)
+    if args.format == "table":
+        parts = report.get("parts") or []
+        head = {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
+        emit([head], "table")
+        if parts:
+            print()
+            emit(parts, "table")
+        if report.get("sectors"):
+            print()
+            emit(report["sectors"], "table")
+    else:
+        emit([report], args.format)
+    return 0
+
+
 def cmd_health(args) -> int:
     from mintel.status import health
 
@@ -272,6 +340,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = command("snapshot", cmd_snapshot, "the latest snapshot, one row per symbol")
     c.add_argument("symbols", nargs="*")
+
+    c = command("scan", cmd_scan, "the universe's latest indicators, scores and signals, filtered and sorted")
+    c.add_argument("--interval", default="1d")
+    c.add_argument("--filter", action="append", help="structured filter, e.g. 'rsi<30', 'volume_ratio>=2', 'sector=IT' (repeatable)")
+    c.add_argument("--sort", default="score", help="column to sort by; +col ascending, -col descending")
+    c.add_argument("--top", type=int)
+    c.add_argument("--universe", help="restrict to a universe (name or CSV)")
+
+    c = command("opportunities", cmd_opportunities, "opportunities announced by ingestion (or --from-bars: detected now)")
+    c.add_argument("--interval", default="1d")
+    c.add_argument("--min-score", type=float, dest="min_score")
+    c.add_argument("--kind", action="append", help="detector name (repeatable): breakout, volume_spike, ...")
+    c.add_argument("--top", type=int)
+    c.add_argument("--hours", type=float, default=24.0, help="how far back to read announced ones (default 24)")
+    c.add_argument("--from-bars", action="store_true", dest="from_bars", help="run the detectors on the lake's bars now")
+    c.add_argument("--universe")
+
+    c = command("indicators", cmd_indicators, "one symbol's bars with every indicator")
+    c.add_argument("symbol")
+    c.add_argument("--interval", default="1d")
+    c.add_argument("--tail", type=int, default=20)
+
+    c = command("volume", cmd_volume, "volume analysis: one symbol's bars, or every symbol's latest, most unusual first")
+    c.add_argument("symbol", nargs="?")
+    c.add_argument("--interval", default="1d")
+    c.add_argument("--tail", type=int, default=20)
+    c.add_argument("--top", type=int, default=25)
+
+    c = command("sentiment", cmd_sentiment, "market breadth, sector returns and one sentiment score with its parts")
+    c.add_argument("--interval", default="1d")
+    c.add_argument("--universe")
 
     c = command("health", cmd_health, "providers, rates, errors, latency, cycle times, lake size")
     c.add_argument("--minutes", type=float, default=15.0, help="window of recent metrics (default 15)")

@@ -61,6 +61,7 @@ class Settings:
     seed: int = 42
     sim_speed: float = 1.0  # simulated minutes per wall minute when interval_s > 0
     compact_every: int = 30  # cycles between compactions of the current partitions
+    cooldown: int = 15  # bars before the same (symbol, kind, direction) opportunity is announced again
     retention: Mapping[str, int | None] = field(default_factory=dict)
     provider: Mapping[str, ProviderSettings] = field(default_factory=dict)
     config_file: Path | None = None
@@ -96,7 +97,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: Mapping[str, str]
     top = data.get("mintel", data)
     values: dict[str, Any] = {}
     for key, cast in (("lake", Path), ("universe", str), ("interval", str), ("interval_s", float), ("seed", int),
-                      ("sim_speed", float), ("compact_every", int)):
+                      ("sim_speed", float), ("compact_every", int), ("cooldown", int)):
         if key in top:
             values[key] = _cast(file, key, top[key], cast)
         env_key = f"MINTEL_{key.upper()}"

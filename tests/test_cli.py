@@ -93,3 +93,19 @@ def test_bad_input_exits_non_zero_with_one_line(tmp_path, args, fragments):
         args += ["--lake", str(tmp_path / "lake")]
     p = run_mintel(*args, env={"MINTEL_WATCHLISTS": str(tmp_path / "wl")})
     one_line_error(p, *fragments)
+
+
+def test_analysis_commands_on_an_ingested_lake(tmp_path):
+    lake = tmp_path / "lake"
+    assert run_mintel("ingest", "--universe", "nifty50", "--cycles", "90", "--lake", lake).returncode == 0
+    scan = json.loads(run_mintel("scan", "--interval", "1m", "--lake", lake, "--format", "json", "--filter", "rsi<50").stdout)
+    assert scan and all(r["rsi"] < 50 for r in scan)
+    assert [r["score"] for r in scan] == sorted((r["score"] for r in scan), reverse=True)
+    opp = json.loads(run_mintel("opportunities", "--lake", lake, "--format", "json").stdout)
+    assert opp and {"symbol", "kind", "direction", "score", "factors"} <= set(opp[0])
+    ind = json.loads(run_mintel("indicators", "TCS", "--interval", "1m", "--tail", "3", "--lake", lake, "--format", "json").stdout)
+    assert len(ind) == 3 and ind[-1]["rsi"] is not None
+    sent = json.loads(run_mintel("sentiment", "--interval", "1m", "--lake", lake, "--format", "json").stdout)[0]
+    assert 0 <= sent["sentiment"] <= 100 and sent["symbols"] == 50
+    bad = run_mintel("scan", "--lake", lake, "--filter", "__import__('os')")
+    one_line_error(bad, "__import__")

@@ -66,10 +66,14 @@ class LiveState:
 
     # ------------------------------------------------------------------ updates
 
-    def update(self, bars: pd.DataFrame) -> None:
-        """Fold in valid canonical bars (any symbols and order; several bars per symbol are applied in ts order)."""
+    def update(self, bars: pd.DataFrame) -> pd.DataFrame | None:
+        """Fold in valid canonical bars (any symbols and order; several bars per symbol are applied in ts order).
+
+        Returns the applied bars with their indicator values (sorted by ts, then state row), which is
+        what the live detectors' window keeps.
+        """
         if bars.empty:
-            return
+            return None
         ts_all = to_utc_ns(bars["ts"])
         rows_all = self._rows(bars["symbol"].to_numpy(dtype=object))
         cols = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")}
@@ -77,13 +81,23 @@ class LiveState:
         order = np.lexsort((rows_all, ts_all))
         ts_sorted = ts_all[order]
         bounds = np.flatnonzero(np.r_[True, ts_sorted[1:] != ts_sorted[:-1], True])
+        applied, values = [], []
         for a, b in zip(bounds[:-1], bounds[1:]):
             idx = order[a:b]
             rows = rows_all[idx]
             if len(np.unique(rows)) != len(rows):  # the same bar twice in a batch: the last one wins
                 keep = len(rows) - 1 - np.unique(rows[::-1], return_index=True)[1]
                 idx, rows = idx[keep], rows[keep]
-            self._apply(rows, ts_all[idx], {c: v[idx] for c, v in cols.items()}, src[idx])
+            out = self._apply(rows, ts_all[idx], {c: v[idx] for c, v in cols.items()}, src[idx])
+            applied.append(idx)
+            values.append(out)
+        if values[0] is None:
+            return None
+        idx = np.concatenate(applied)
+        enriched = bars.iloc[idx].reset_index(drop=True)
+        for c in values[0]:
+            enriched[c] = np.concatenate([v[c] for v in values])
+        return enriched
 
     def _apply(self, rows, ts, bar, source) -> None:
         # An update of the bar a symbol already has (the forming bar) must not count its volume twice.
@@ -105,7 +119,7 @@ class LiveState:
         self.volume[rows] = bar["volume"]
         self.ts[rows] = ts
         self.source[rows] = source
-        self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"])
+        return self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"])
 
     @classmethod
     def from_history(cls, bars: pd.DataFrame, universe: pd.DataFrame | None = None, interval: str = "1m", tz: str = DEFAULT_TZ) -> "LiveState":
@@ -182,3 +196,4 @@ class _NoIndicators:
 
     def update(self, *args, **kwargs):
         return None
+

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from mintel import schema
-from mintel.analytics.live import LiveState
+from mintel.analytics.engine import LiveEngine
 from mintel.config import Settings
 from mintel.errors import ConfigError
 from mintel.lake import Lake
@@ -59,8 +59,9 @@ class IngestService:
         self.symbols = universe["symbol"].tolist()
         self.clock = clock  # the simulator's clock, when the provider is the simulator
         self.interval = settings.interval
-        self.state = LiveState(universe, self.interval)
+        self.engine = LiveEngine(universe, self.interval, cooldown=settings.cooldown)
         self.next_ts: pd.Timestamp | None = None  # first bar open not yet written
+        self.last_output = None  # the engine's output of the last cycle with bars
         self.cycle_no = 0
         self._resume()
 
@@ -74,7 +75,8 @@ class IngestService:
         self.next_ts = last_ts + pd.Timedelta(self.interval)
         # Enough history for every indicator: the intraday volume ratio looks 20 sessions back.
         history = self.lake.read_bars(self.symbols, self.interval, start=last_ts - pd.Timedelta(days=WARMUP_DAYS))
-        self.state = LiveState.from_history(history, self.universe, self.interval)
+        recent = self.lake.read("opportunities", start=last_ts - pd.Timedelta(days=2))
+        self.engine = LiveEngine.from_history(history, self.universe, self.interval, recent=recent, cooldown=self.settings.cooldown)
         if self.clock is not None and hasattr(self.clock, "advance_to"):
             self.clock.advance_to(self.next_ts)
         log.info("resuming after %s (%d symbols, %d bars of history)", last_ts, len(latest), len(history))
@@ -112,8 +114,11 @@ class IngestService:
         if len(good):
             newest = good["ts"].max()
             self.next_ts = newest + pd.Timedelta(self.interval)
-            self.state.update(good)
-            self.lake.write_snapshot(self.state.snapshot())
+            out = self.engine.update(good, pd.Timestamp.now(tz="UTC"))
+            if len(out.opportunities):
+                self.lake.append("opportunities", out.opportunities)
+            self.lake.write_snapshot(out.snapshot)
+            self.last_output = out
         return written, quarantined, newest
 
     def _write_metrics(self, r: CycleReport) -> None:

@@ -99,3 +99,24 @@ def test_bad_input_gives_nulls_not_exceptions():
     assert snap[["rsi", "sma_50", "macd"]].isna().all().all()
     state.update(three.iloc[:0])
     assert len(state.snapshot()) == 1
+
+
+def test_bar_window_keeps_the_last_bars_in_order(session_bars):
+    from mintel.analytics.engine import BarWindow
+
+    u, bars = session_bars
+    w = BarWindow(30, ("open", "close", "volume"))
+    for _, minute in bars.groupby("ts"):
+        w.push(minute.iloc[:-1] if minute["ts"].iloc[0].minute % 7 == 0 else minute)  # one symbol skips some bars
+    f = w.frame()
+    want = bars.sort_values(["symbol", "ts"])
+    want = want[want["ts"].isin(sorted(bars["ts"].unique())[-30:])]
+    got = f[f["close"].notna()]
+    assert list(got["symbol"].astype(str).unique()) == sorted(u["symbol"])
+    merged = got.merge(want, on=["symbol", "ts"], suffixes=("", "_want"))
+    assert len(merged) == len(got)
+    np.testing.assert_array_equal(merged["close"], merged["close_want"])
+    assert (f.groupby("symbol", observed=True)["ts"].apply(lambda s: s.is_monotonic_increasing)).all()
+    # the skipped bars are NaN holes, not someone else's values
+    skipped = len(want) - len(got)
+    assert skipped == f["close"].isna().sum() > 0

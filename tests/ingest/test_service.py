@@ -109,3 +109,40 @@ def test_build_service_follows_settings(lake, universe):
     assert svc.clock.mode == "stepped"
     svc = build_service(Settings(lake=lake.root, universe="nifty50", interval_s=1, sim_speed=60), lake, universe)
     assert svc.clock.mode == "wall" and svc.clock.speed == 60
+
+
+def test_cycles_announce_scored_opportunities_once_per_cooldown(lake, universe):
+    svc = service(lake, universe)
+    asyncio.run(svc.run(cycles=150))
+    opp = lake.read("opportunities")
+    assert len(opp) > 0
+    assert opp["score"].between(0, 100).all() and opp["confidence"].between(0, 1).all()
+    assert set(opp["symbol"]) <= set(universe["symbol"])
+    assert opp["sector"].notna().all()
+    # cooldown: the same (symbol, kind, direction) is not announced again within 15 bars
+    for _, g in opp.sort_values("ts").groupby(["symbol", "kind", "direction"]):
+        gaps = g["ts"].diff().dropna()
+        assert (gaps >= pd.Timedelta(minutes=15)).all(), g
+    # factors explain each score
+    import json
+
+    for row in opp.head(50).itertuples():
+        assert abs(sum(json.loads(row.factors).values()) - row.score) < 0.05
+    snap = lake.snapshot()
+    assert snap["score"].notna().sum() >= 45
+    last = svc.last_output
+    standing = last.standing.groupby("symbol")["kind"].agg(lambda k: ",".join(sorted(set(k))))
+    got = snap.set_index("symbol")["signals"].dropna()
+    assert got.to_dict() == standing.to_dict()
+
+
+def test_restart_does_not_reannounce_standing_opportunities(lake, universe):
+    asyncio.run(service(lake, universe).run(cycles=120))
+    before = lake.read("opportunities")
+    svc = service(lake, universe)
+    asyncio.run(svc.run(cycles=1))
+    after = lake.read("opportunities")
+    new = after[~after.set_index(["ts", "symbol", "kind"]).index.isin(before.set_index(["ts", "symbol", "kind"]).index)]
+    clash = new.merge(before, on=["symbol", "kind", "direction"])
+    clash = clash[clash["ts_x"] - clash["ts_y"] < pd.Timedelta(minutes=15)]  # within the cooldown
+    assert clash.empty, clash[["ts_x", "ts_y", "symbol", "kind", "direction"]].to_string()
