@@ -19,7 +19,6 @@ import pandas as pd
 from mintel import schema
 from mintel.analytics.engine import LiveEngine
 from mintel.config import Settings
-from mintel.errors import ConfigError
 from mintel.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class CycleReport:
 
 
 class IngestService:
-    """Polls one provider for the universe's bars and keeps the lake and its snapshot current."""
+    """Polls the provider (or the API manager over several) for the universe's bars and keeps the lake current."""
 
     def __init__(self, settings: Settings, lake: Lake, provider, universe: pd.DataFrame, *, clock=None) -> None:
         self.settings = settings
@@ -86,7 +85,7 @@ class IngestService:
         self.cycle_no += 1
         if self.clock is not None and getattr(self.clock, "mode", None) == "stepped":
             self.clock.advance(minutes=1)
-        bars = await self.provider.fetch_bars(self.symbols, self.interval, start=self.next_ts)
+        bars, fetched = await self._fetch()
         t1 = time.perf_counter()
         written, quarantined, newest = self.process(bars)
         t2 = time.perf_counter()
@@ -98,8 +97,15 @@ class IngestService:
             rows_written=written, rows_quarantined=quarantined, fetch_ms=(t1 - t0) * 1e3,
             processing_ms=(t2 - t1) * 1e3, compact_ms=(t3 - t2) * 1e3, cycle_ms=(t3 - t0) * 1e3,
         )
-        self._write_metrics(report)
+        self._write_metrics(report, fetched)
         return report
+
+    async def _fetch(self) -> tuple[pd.DataFrame, object | None]:
+        """This cycle's bars, from one provider or through the API manager (then with its report)."""
+        result = await self.provider.fetch_bars(self.symbols, self.interval, start=self.next_ts)
+        if hasattr(result, "report"):  # ApiManager: rows plus what it asked, answered, retried, failed over
+            return result.data, result.report
+        return result, None
 
     def process(self, bars: pd.DataFrame) -> tuple[int, int, pd.Timestamp | None]:
         """Validate, append, update state and snapshot. Returns (rows written, rows quarantined, newest ts)."""
@@ -107,9 +113,10 @@ class IngestService:
             return 0, 0, None
         bars = bars.assign(ingested_at=pd.Timestamp.now(tz="UTC"))
         good, bad = schema.split_valid_bars(bars)
-        source = self.provider.name
-        quarantined = self.lake.quarantine("bars", bad, source=source) if len(bad) else 0
-        written = self.lake.append("bars", good, source=source) if len(good) else 0
+        quarantined = 0
+        for source, rows in bad.groupby(bad["source"].fillna("unknown"), sort=True) if len(bad) else ():
+            quarantined += self.lake.quarantine("bars", rows, source=str(source))
+        written = self.lake.append("bars", good, source="ingest") if len(good) else 0
         newest = None
         if len(good):
             newest = good["ts"].max()
@@ -121,14 +128,20 @@ class IngestService:
             self.last_output = out
         return written, quarantined, newest
 
-    def _write_metrics(self, r: CycleReport) -> None:
+    def _write_metrics(self, r: CycleReport, fetched=None) -> None:
         row = {
             "ts": pd.Timestamp.now(tz="UTC"), "scope": "cycle", "name": "ingest", "cycle": r.cycle,
             "symbols_requested": len(self.symbols), "symbols_answered": r.symbols, "rows_written": r.rows_written,
             "rows_quarantined": r.rows_quarantined, "fetch_ms": r.fetch_ms, "processing_ms": r.processing_ms,
             "cycle_ms": r.cycle_ms,
         }
-        self.lake.append("metrics", pd.DataFrame([row]))
+        if fetched is not None:
+            row.update(requests=fetched.requests, errors=len(fetched.failed), rate_limited=fetched.rate_limited,
+                       error_rate=fetched.error_rate, symbols_answered=fetched.answered)
+        rows = [row]
+        if hasattr(self.provider, "health"):  # per provider: capacity, used rate, errors, latency, breaker
+            rows += self.provider.health(row["ts"])
+        self.lake.append("metrics", pd.DataFrame(rows))
 
     async def run(self, cycles: int | None = None, on_cycle: Callable[[CycleReport], None] | None = None) -> list[CycleReport]:
         """Run cycles on a steady clock (every ``interval_s``; back to back when 0) until ``cycles`` are done."""
@@ -154,18 +167,27 @@ class IngestService:
         return reports
 
 
-def build_service(settings: Settings, lake: Lake, universe: pd.DataFrame) -> IngestService:
-    """The service for the first provider in the settings (the API manager spreads over several later)."""
-    name = settings.providers[0]
-    if name != "sim":
-        raise ConfigError(f"provider {name!r}: only 'sim' is wired into ingestion so far")
+def build_service(settings: Settings, lake: Lake, universe: pd.DataFrame, *, policy=None) -> IngestService:
+    """The service for the settings' providers: the simulator alone, or several behind the API manager
+    (``policy``: its retry/breaker policy, mintel.ingest.manager.Policy)."""
+    from mintel.providers.base import provider_factory
     from mintel.providers.sim import SimClock, SimProvider
 
-    exchange = str(universe["exchange"].iloc[0]) if "exchange" in universe and len(universe) else "NSE"
-    mode = "stepped" if settings.interval_s <= 0 else "wall"
-    clock = SimClock(mode=mode, speed=settings.sim_speed, exchange=exchange)
-    provider = SimProvider(universe=universe, seed=settings.seed, clock=clock)
-    return IngestService(settings, lake, provider, universe, clock=clock)
+    exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
+    clock = None
+    providers = []
+    for name in settings.providers:
+        provider_factory(name)  # unknown names fail here, with the list of known ones
+        if name == "sim":
+            clock = SimClock(mode="stepped" if settings.interval_s <= 0 else "wall", speed=settings.sim_speed, exchange=exchange)
+            providers.append(SimProvider(universe=universe, seed=settings.seed, clock=clock))
+        else:
+            providers.append(provider_factory(name)(settings.provider_settings(name), universe=universe))
+    if len(providers) == 1 and settings.providers[0] == "sim":
+        return IngestService(settings, lake, providers[0], universe, clock=clock)
+    from mintel.ingest.manager import ApiManager
+
+    return IngestService(settings, lake, ApiManager(providers, settings, policy=policy), universe, clock=clock)
 
 
 def report_dict(r: CycleReport) -> dict:
