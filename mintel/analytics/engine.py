@@ -97,33 +97,33 @@ class LiveEngine:
 
 
 class BarWindow:
-    """The last ``length`` bar times of the universe, enriched, as time-major numpy arrays.
+    """The last ``length`` bar times of the universe, enriched, as numpy arrays.
 
     Live bars come a minute (a day) at a time for the whole universe, so the window is a ring of
-    ``length`` time slots x symbols; a symbol without a bar in a slot holds NaN there (detectors skip
-    unusable bars). ``push`` stores a cycle's bars (the ts of the newest slot again replaces in place:
-    the forming bar); ``frame()`` returns the window as one frame sorted by (symbol, ts).
+    ``length`` time slots per symbol; a symbol without a bar in a slot holds NaN there (detectors skip
+    unusable bars). Every slot is written twice, at ``k`` and ``k + length`` of a doubled ring, so the
+    window in time order is always one contiguous slice. Symbols are kept in name order. ``push``
+    stores a cycle's bars (the newest slot's ts again replaces in place: the forming bar); ``frame()``
+    returns the window as one frame sorted by (symbol, ts).
     """
 
     def __init__(self, length: int, columns: tuple[str, ...]) -> None:
         self.length = length
         self.columns = tuple(columns)
-        self._names = pd.Index([], dtype=object)
-        self._slot_ts = np.full(length, _NAT, np.int64)
-        self._pos = -1  # newest slot
-        self._data = np.full((len(self.columns), length, 0), np.nan)
+        self._names = pd.Index([], dtype=object)  # sorted
+        self._slot_ts = np.full(2 * length, _NAT, np.int64)
+        self._pos = -1  # newest slot, 0 <= pos < length
+        self._data = np.full((len(self.columns), 0, 2 * length), np.nan)
 
     def _rows(self, symbols: np.ndarray) -> np.ndarray:
         rows = self._names.get_indexer(symbols) if len(self._names) else np.full(len(symbols), -1)
-        new = rows < 0
-        if new.any():
-            fresh = pd.Index(pd.unique(symbols[new]), dtype=object)
-            n0 = len(self._names)
-            self._names = self._names.append(fresh)
-            rows[new] = n0 + fresh.get_indexer(symbols[new])
-            grown = np.full((len(self.columns), self.length, len(self._names)), np.nan)
-            grown[:, :, :n0] = self._data
-            self._data = grown
+        if (rows < 0).any():
+            names = self._names.append(pd.Index(pd.unique(symbols[rows < 0]), dtype=object)).sort_values()
+            grown = np.full((len(self.columns), len(names), 2 * self.length), np.nan)
+            if len(self._names):
+                grown[:, names.get_indexer(self._names), :] = self._data
+            self._names, self._data = names, grown
+            rows = names.get_indexer(symbols)
         return rows.astype(np.int64)
 
     def push(self, enriched: pd.DataFrame | None) -> None:
@@ -133,29 +133,32 @@ class BarWindow:
         ts = to_utc_ns(enriched["ts"])
         rows = self._rows(enriched["symbol"].to_numpy(dtype=object))
         data = np.stack([enriched[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns])
+        w = self.length
         for t in np.unique(ts):
             newest = self._slot_ts[self._pos] if self._pos >= 0 else _NAT
             if t < newest:
                 continue
             if t > newest:
-                self._pos = (self._pos + 1) % self.length
-                self._slot_ts[self._pos] = t
-                self._data[:, self._pos, :] = np.nan
+                self._pos = (self._pos + 1) % w
+                self._slot_ts[[self._pos, self._pos + w]] = t
+                self._data[:, :, [self._pos, self._pos + w]] = np.nan
             i = np.flatnonzero(ts == t)
-            self._data[:, self._pos, rows[i]] = data[:, i]
+            self._data[:, rows[i], self._pos] = data[:, i]
+            self._data[:, rows[i], self._pos + w] = data[:, i]
 
     def frame(self) -> pd.DataFrame:
         """The window sorted by (symbol, ts): symbol (categorical, sorted), ts, *columns."""
         if self._pos < 0:
             return pd.DataFrame(columns=["symbol", "ts", *self.columns])
-        slots = (self._pos + 1 + np.arange(self.length)) % self.length
-        slots = slots[self._slot_ts[slots] != _NAT]
-        names = np.asarray(self._names, dtype=object)
-        order = np.argsort(names, kind="stable")
-        n, w = len(order), len(slots)
-        block = self._data[:, slots][:, :, order]  # (columns, w, n)
-        flat = np.ascontiguousarray(block.transpose(0, 2, 1)).reshape(len(self.columns), n * w)
+        start = self._pos + 1
+        slots_ts = self._slot_ts[start : start + self.length]
+        have = slots_ts != _NAT
+        first = int(np.argmax(have)) if have.any() else self.length
+        lo = start + first
+        w = self.length - first
+        n = len(self._names)
+        flat = np.ascontiguousarray(self._data[:, :, lo : lo + w]).reshape(len(self.columns), n * w)
         frame = pd.DataFrame(flat.T, columns=list(self.columns), copy=False)  # one float block, no copy
-        frame.insert(0, "ts", pd.DatetimeIndex(np.tile(self._slot_ts[slots], n).view("M8[ns]"), tz="UTC"))
-        frame.insert(0, "symbol", pd.Categorical.from_codes(np.repeat(np.arange(n), w), categories=pd.Index(names[order], dtype=object)))
+        frame.insert(0, "ts", pd.DatetimeIndex(np.tile(self._slot_ts[lo : lo + w], n).view("M8[ns]"), tz="UTC"))
+        frame.insert(0, "symbol", pd.Categorical.from_codes(np.repeat(np.arange(n), w), categories=self._names))
         return frame

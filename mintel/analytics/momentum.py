@@ -37,6 +37,16 @@ def sort_order(codes: np.ndarray, ts_ns: np.ndarray | None) -> np.ndarray | None
 def sorted_runs(symbols: pd.Series, ts_ns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """(first row of each symbol, the symbols) when the rows are sorted by (symbol, ts) with every symbol
     and ts present; None otherwise. Cheap (Arrow compares), for the common already-sorted case."""
+    if isinstance(getattr(symbols, "dtype", None), pd.CategoricalDtype):  # the live window: integer codes
+        codes = np.asarray(symbols.cat.codes if isinstance(symbols, pd.Series) else symbols.codes)
+        cats = symbols.cat.categories if isinstance(symbols, pd.Series) else symbols.categories
+        sorted_cats = cats.is_monotonic_increasing and cats.is_unique
+        if sorted_cats and len(codes) and (codes >= 0).all() and (np.diff(codes) >= 0).all():
+            change = np.r_[True, codes[1:] != codes[:-1]]
+            if ts_ns is not None and ((ts_ns == np.iinfo(np.int64).min).any() or ((np.diff(ts_ns) < 0) & ~change[1:]).any()):
+                return None
+            starts = np.flatnonzero(change)
+            return starts.astype(np.int64), np.asarray(cats, dtype=object)[codes[starts]]
     arr = pa.array(symbols, from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
