@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from mintel.errors import MintelError
+from mintel.errors import DataError, MintelError
 
 log = logging.getLogger("mintel")
 
@@ -77,8 +77,10 @@ def cmd_ingest(args) -> int:
 
     settings = _settings(args).with_overrides(
         lake=args.lake, universe=args.universe, providers=args.provider, interval_s=args.interval_s,
-        seed=args.seed, sim_speed=args.speed,
+        seed=args.seed, sim_speed=args.speed, source=args.source, always_on=True if args.always_on else None,
     )
+    if settings.source not in ("bars", "quotes"):
+        raise DataError(f"--source {settings.source!r}: expected bars or quotes")
     lake = _lake_writable(settings.lake)
     universe = load_universe(settings.universe)
     service = build_service(settings, lake, universe)
@@ -96,7 +98,8 @@ def cmd_ingest(args) -> int:
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # systemd/docker stop like Ctrl-C
     try:
-        asyncio.run(service.run(cycles=args.cycles, on_cycle=on_cycle))
+        asyncio.run(service.run(cycles=args.cycles, on_cycle=on_cycle,
+                                on_idle=lambda t: print(f"market closed: idling until {t} (--always-on to ingest anyway)", flush=True)))
         word = "done"
     except KeyboardInterrupt:
         word = "stopped"  # every acknowledged cycle is in the lake; nothing half-written is visible
@@ -318,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--interval-s", type=float, dest="interval_s", help="seconds between cycles; 0 = back to back, one simulated minute each")
         c.add_argument("--seed", type=int, help="simulator seed (default 42)")
         c.add_argument("--speed", type=float, help="simulated minutes per wall minute when --interval-s > 0")
+        c.add_argument("--source", choices=("bars", "quotes"), help="poll bars, or quote snapshots built into bars (default: bars)")
+        c.add_argument("--always-on", action="store_true", dest="always_on", help="ingest outside market hours too")
 
     c = command("up", cmd_up, "the main job: ingest live (the simulator by default)", data=False)
     ingest_options(c)

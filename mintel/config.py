@@ -62,6 +62,8 @@ class Settings:
     sim_speed: float = 1.0  # simulated minutes per wall minute when interval_s > 0
     compact_every: int = 30  # cycles between compactions of the current partitions
     cooldown: int = 15  # bars before the same (symbol, kind, direction) opportunity is announced again
+    source: str = "bars"  # what live cycles poll: "bars", or "quotes" (batched snapshots built into bars)
+    always_on: bool = False  # ingest from real providers outside the exchange's sessions too
     retention: Mapping[str, int | None] = field(default_factory=dict)
     provider: Mapping[str, ProviderSettings] = field(default_factory=dict)
     config_file: Path | None = None
@@ -97,7 +99,8 @@ def load_config(path: str | os.PathLike | None = None, *, env: Mapping[str, str]
     top = data.get("mintel", data)
     values: dict[str, Any] = {}
     for key, cast in (("lake", Path), ("universe", str), ("interval", str), ("interval_s", float), ("seed", int),
-                      ("sim_speed", float), ("compact_every", int), ("cooldown", int)):
+                      ("sim_speed", float), ("compact_every", int), ("cooldown", int), ("source", str),
+                      ("always_on", _bool)):
         if key in top:
             values[key] = _cast(file, key, top[key], cast)
         env_key = f"MINTEL_{key.upper()}"
@@ -144,6 +147,17 @@ def _cast(origin, key: str, value: Any, cast):
         return cast(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{origin}: '{key}' = {value!r} is not a valid {cast.__name__}") from None
+
+
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(value)
 
 
 def _split(text: str) -> tuple[str, ...]:

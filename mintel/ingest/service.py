@@ -16,9 +16,12 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from mintel import schema
+import numpy as np
+
+from mintel import calendar, schema
 from mintel.analytics.engine import LiveEngine
 from mintel.config import Settings
+from mintel.ingest.bars import BarBuilder
 from mintel.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -50,8 +53,12 @@ class CycleReport:
 class IngestService:
     """Polls the provider (or the API manager over several) for the universe's bars and keeps the lake current."""
 
-    def __init__(self, settings: Settings, lake: Lake, provider, universe: pd.DataFrame, *, clock=None) -> None:
+    def __init__(self, settings: Settings, lake: Lake, provider, universe: pd.DataFrame, *, clock=None,
+                 now_fn: Callable[[], pd.Timestamp] | None = None) -> None:
         self.settings = settings
+        self.now_fn = now_fn or (lambda: pd.Timestamp.now(tz="UTC"))
+        self.exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
+        self.builder = BarBuilder(settings.interval) if settings.source == "quotes" else None
         self.lake = lake
         self.provider = provider
         self.universe = universe
@@ -101,11 +108,29 @@ class IngestService:
         return report
 
     async def _fetch(self) -> tuple[pd.DataFrame, object | None]:
-        """This cycle's bars, from one provider or through the API manager (then with its report)."""
-        result = await self.provider.fetch_bars(self.symbols, self.interval, start=self.next_ts)
-        if hasattr(result, "report"):  # ApiManager: rows plus what it asked, answered, retried, failed over
-            return result.data, result.report
-        return result, None
+        """This cycle's bars, from one provider or through the API manager (then with its report).
+
+        With ``source = "quotes"`` the cycle polls quote snapshots (batched: far fewer requests than
+        one bar request per symbol), keeps them in the quotes table and builds 1-minute bars from them.
+        """
+        if self.builder is None:
+            result = await self.provider.fetch_bars(self.symbols, self.interval, start=self.next_ts)
+            return _unpack(result)
+        quotes, report = _unpack(await self.provider.fetch_quotes(self.symbols))
+        if len(quotes):
+            quotes = quotes.assign(ingested_at=self.now_fn())
+            ok = np.isfinite(quotes["price"].to_numpy(dtype=float, na_value=np.nan)) & (quotes["price"] > 0).to_numpy() & quotes["ts"].notna().to_numpy()
+            if (~ok).any():
+                bad = quotes[~ok].assign(reason="quote price missing, not finite or not positive, or no time")
+                self.lake.quarantine("quotes", bad, source=str(bad["source"].iloc[0]))
+            self.lake.append("quotes", quotes[ok])
+        return self.builder.add(quotes, now=self.now_fn()), report
+
+    def market_open(self) -> bool:
+        """Real providers follow the exchange's sessions; the simulator's clock is always in session."""
+        if self.clock is not None or self.settings.always_on:
+            return True
+        return calendar.is_open(self.exchange, self.now_fn())
 
     def process(self, bars: pd.DataFrame) -> tuple[int, int, pd.Timestamp | None]:
         """Validate, append, update state and snapshot. Returns (rows written, rows quarantined, newest ts)."""
@@ -143,14 +168,26 @@ class IngestService:
             rows += self.provider.health(row["ts"])
         self.lake.append("metrics", pd.DataFrame(rows))
 
-    async def run(self, cycles: int | None = None, on_cycle: Callable[[CycleReport], None] | None = None) -> list[CycleReport]:
+    async def run(self, cycles: int | None = None, on_cycle: Callable[[CycleReport], None] | None = None,
+                  on_idle: Callable[[pd.Timestamp], None] | None = None) -> list[CycleReport]:
         """Run cycles on a steady clock (every ``interval_s``; back to back when 0) until ``cycles`` are done."""
         interval_s = self.settings.interval_s
         reports: list[CycleReport] = []
         start = time.monotonic()
         k = 0
+        idle_since = None
         try:
             while cycles is None or k < cycles:
+                if not self.market_open():  # outside the session: idle, no requests spent
+                    if idle_since is None:
+                        idle_since = self.now_fn()
+                        nxt = calendar.session_bounds(self.exchange, calendar.current_or_next_session(self.exchange, idle_since))[0]
+                        log.warning("%s market closed; idling until %s (always_on = true to ingest anyway)", self.exchange, nxt)
+                        if on_idle:
+                            on_idle(nxt)
+                    await asyncio.sleep(min(max(interval_s, 1.0), 30.0))
+                    continue
+                idle_since = None
                 report = await self.cycle()
                 k += 1
                 if on_cycle:
@@ -188,6 +225,12 @@ def build_service(settings: Settings, lake: Lake, universe: pd.DataFrame, *, pol
     from mintel.ingest.manager import ApiManager
 
     return IngestService(settings, lake, ApiManager(providers, settings, policy=policy), universe, clock=clock)
+
+
+def _unpack(result) -> tuple[pd.DataFrame, object | None]:
+    if hasattr(result, "report"):  # ApiManager: rows plus what it asked, answered, retried, failed over
+        return result.data, result.report
+    return result, None
 
 
 def report_dict(r: CycleReport) -> dict:

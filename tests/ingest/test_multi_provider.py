@@ -113,3 +113,51 @@ def test_a_provider_dying_mid_run_is_routed_around_and_probed_again(lake, server
     assert "open" in states  # its breaker opened while it was down
     assert states[-1] == "closed"  # probed again after the cooldown and re-admitted
     assert any(r.status == 503 for r in servers["twelvedata"].requests)  # it really was down meanwhile
+
+
+def test_quote_mode_builds_bars_from_batched_snapshots(lake, servers):
+    yahoo = {"yahoo": servers["yahoo"]}
+    settings = Settings(lake=lake.root, providers=("yahoo",), compact_every=0, source="quotes",
+                        provider={"yahoo": yahoo["yahoo"].settings(timeout_s=1.0, requests_per_minute=100)})
+    svc = build_service(settings, lake, UNIVERSE, policy=Policy(backoff_s=0.01, seed=3))
+    svc.now_fn = lambda: yahoo["yahoo"].market.clock.now  # the server's market time is "now"
+    seen = []
+
+    async def go():
+        for _ in range(5):
+            seen.append(yahoo["yahoo"].quotes(list(SYMBOLS)).set_index("symbol"))
+            await svc.cycle()
+            yahoo["yahoo"].advance(1)
+
+    asyncio.run(go())
+    quotes = lake.read("quotes")
+    assert len(quotes) == 5 * len(SYMBOLS)
+    requests = [r for r in yahoo["yahoo"].requests if r.path.startswith("/v7/finance/quote")]
+    assert len(requests) == 5  # one batched request a cycle for all six symbols
+    bars = lake.read_bars(interval="1m")
+    assert bars.groupby("symbol").size().eq(4).all()  # the fifth minute is still forming
+    for k in range(1, 4):  # a bar's close is the last quote of its minute; volume the rise of the day volume
+        minute = bars[bars["ts"] == bars["ts"].min() + pd.Timedelta(minutes=k)].set_index("symbol")
+        assert (minute["close"] == seen[k].loc[minute.index, "price"]).all()
+        rise = seen[k]["day_volume"] - seen[k - 1]["day_volume"]
+        assert (minute["volume"] == rise.loc[minute.index]).all()
+    assert (bars["quality"] < 1).all()  # snapshots miss trades between polls
+
+
+def test_real_providers_idle_outside_market_hours(lake, servers):
+    settings = settings_for({"yahoo": servers["yahoo"]}, lake)
+    svc = build_service(Settings(**{**settings.__dict__, "providers": ("yahoo",)}), lake, UNIVERSE)
+    svc.now_fn = lambda: pd.Timestamp("2026-11-28 06:00", tz="UTC")  # a Saturday
+    idle = []
+
+    async def go():
+        try:
+            await asyncio.wait_for(svc.run(cycles=1, on_idle=idle.append), timeout=0.5)
+        except asyncio.TimeoutError:
+            pass
+
+    asyncio.run(go())
+    assert servers["yahoo"].requests == []  # no request spent while the market is closed
+    assert idle == [pd.Timestamp("2026-11-30 03:45", tz="UTC")]  # Monday's open
+    svc.now_fn = lambda: pd.Timestamp("2026-11-30 05:00", tz="UTC")
+    assert svc.market_open()
