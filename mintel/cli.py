@@ -136,6 +136,25 @@ def cmd_up(args) -> int:
     return cmd_ingest(args)
 
 
+def cmd_backfill(args) -> int:
+    from mintel.ingest.backfill import run_backfill
+    from mintel.universe import load_universe
+
+    settings = _settings(args).with_overrides(lake=args.lake)
+    lake = _lake_writable(settings.lake)
+    universe = load_universe(args.universe or settings.universe)
+    providers = [p.strip() for v in (args.provider or list(settings.providers)) for p in v.split(",") if p.strip()]
+    r = run_backfill(settings, lake, universe, providers=providers, interval=args.interval, start=args.start,
+                     end=args.end, chunk_symbols=args.chunk, progress=not args.no_progress)
+    emit(r.records(), args.format)
+    if r.not_found:
+        print(f"not found at any provider: {', '.join(r.not_found)}", file=sys.stderr)
+    if r.failed:
+        print(f"failed (run again to resume): {', '.join(r.failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_import(args) -> int:
     from mintel.ingest.files import import_file
 
@@ -329,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("ingest", cmd_ingest, "the ingestion service", data=False)
     ingest_options(c)
     c.add_argument("--cycles", type=int, help="stop after N cycles (default: run until interrupted)")
+
+    c = command("backfill", cmd_backfill, "fetch bar history into the lake within the providers' limits (resumable)")
+    c.add_argument("--provider", action="append", help="provider name(s), comma-separated or repeated (default: settings)")
+    c.add_argument("--interval", choices=("1d", "1m"), default="1d")
+    c.add_argument("--start", required=True)
+    c.add_argument("--end")
+    c.add_argument("--universe", help="universe name or CSV (default: settings)")
+    c.add_argument("--chunk", type=int, default=50, help="symbols per chunk")
+    c.add_argument("--no-progress", action="store_true", dest="no_progress")
 
     c = command("import", cmd_import, "import a CSV or Parquet history file as bars")
     c.add_argument("path")

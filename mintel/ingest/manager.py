@@ -642,5 +642,7 @@ def _combine(kind: str, frames: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     if "source" not in data or data["source"].isna().any():
         by = pd.Series(np.repeat([name for name, _ in frames], [len(f) for _, f in frames]), index=data.index)
         data["source"] = data["source"].fillna(by) if "source" in data else by
-    data = schema.to_pandas(schema.conform(kind, data).combine_chunks())  # one chunk: 1000s of tiny answers
+    # Columns of the schema, values as the providers gave them: bad rows (a NaN close, high < low)
+    # pass through so the service can quarantine them with their reason instead of failing the cycle.
+    data = data.reindex(columns=schema.kind(kind).schema.names)
     return data.drop_duplicates(list(schema.kind(kind).key), keep="last", ignore_index=True)

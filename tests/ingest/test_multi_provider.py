@@ -161,3 +161,17 @@ def test_real_providers_idle_outside_market_hours(lake, servers):
     assert idle == [pd.Timestamp("2026-11-30 03:45", tz="UTC")]  # Monday's open
     svc.now_fn = lambda: pd.Timestamp("2026-11-30 05:00", tz="UTC")
     assert svc.market_open()
+
+
+def test_bad_rows_from_providers_are_quarantined_not_fatal(lake, servers):
+    svc = build_service(settings_for(servers, lake), lake, UNIVERSE, policy=Policy(backoff_s=0.01, seed=4))
+    start = live_from(svc, servers)
+    for srv in servers.values():
+        srv.faults.nan_price = True  # one row of every answer has a NaN close
+    run_cycles(svc, servers, 2)
+    q = lake.read("quarantine")
+    assert len(q) > 0 and (q["reason"] == "close is not a finite number").all()
+    assert set(q["source"]) <= set(servers)
+    got = lake.read_bars(interval="1m")
+    want = expected(servers, got, start)
+    assert len(got) + q.drop_duplicates(["symbol", "row_ts"]).shape[0] >= len(want)  # nothing lost
