@@ -109,3 +109,13 @@ def test_analysis_commands_on_an_ingested_lake(tmp_path):
     assert 0 <= sent["sentiment"] <= 100 and sent["symbols"] == 50
     bad = run_mintel("scan", "--lake", lake, "--filter", "__import__('os')")
     one_line_error(bad, "__import__")
+
+
+def test_backfill_command_is_resumable(tmp_path):
+    lake = tmp_path / "lake"
+    args = ("backfill", "--provider", "sim", "--interval", "1d", "--start", "2026-06-01", "--universe", "nifty50",
+            "--lake", lake, "--no-progress", "--format", "json")
+    first = json.loads(run_mintel(*args).stdout)[0]
+    assert first["symbols_done"] == 50 and first["rows_written"] > 50 * 100
+    again = json.loads(run_mintel(*args).stdout)[0]
+    assert again["symbols_skipped"] == 50 and again["rows_written"] == 0
