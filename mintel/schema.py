@@ -261,6 +261,17 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
     return col.cast(target)
 
 
+def utc_timestamp(value, what: str) -> pd.Timestamp:
+    """``value`` as a UTC Timestamp (naive values are UTC); DataError naming ``what`` when it is not a time."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(f"{what} {value!r}: not a date or time") from None
+    if ts is pd.NaT:
+        raise DataError(f"{what} {value!r}: not a date or time")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def empty(name: str) -> pa.Table:
     return kind(name).schema.empty_table()
 

@@ -82,13 +82,7 @@ class BackfillResult:
 
 
 def _utc(value, what: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise DataError(f"{what} {value!r}: not a date or time") from None
-    if ts is pd.NaT:
-        raise DataError(f"{what} {value!r}: not a date or time")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return schema.utc_timestamp(value, what)
 
 
 def _step(interval: str) -> pd.Timedelta:
@@ -183,8 +177,8 @@ def _providers(settings, universe: pd.DataFrame, names: Sequence[str]) -> list:
 
 class _Validating:
     """A provider whose answers are validated before the manager sees them: the invalid rows are kept
-    aside (``take_rejected``) for quarantine. The manager conforms every answer to the bars schema,
-    which refuses empty prices, so a NaN close would otherwise stop the whole cycle."""
+    aside (``take_rejected``) for quarantine under the provider's own name, and do not count as
+    answers for their symbols (the manager may then ask another provider for them)."""
 
     def __init__(self, provider) -> None:
         self._provider = provider

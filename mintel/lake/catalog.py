@@ -286,15 +286,7 @@ def _symbol_list(symbols: Sequence[str] | str) -> list[str]:
 
 
 def _timestamp(value: TimeLike, what: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise DataError(f"{what} {value!r}: not a date or time") from None
-    if ts is pd.NaT:
-        raise DataError(f"{what} {value!r}: not a date or time")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return None if value is None else schema.utc_timestamp(value, what)
 
 
 def _overlaps(p: Partition, start: pd.Timestamp | None, end: pd.Timestamp | None) -> bool:
