@@ -63,6 +63,11 @@ def load_universe(name_or_path: str | os.PathLike, default_exchange: str = "NSE"
     return _read_csv(path, default_exchange)
 
 
+def bundled_metadata() -> pd.DataFrame:
+    """Every bundled universe's symbols with name, sector, industry and exchange (first list wins)."""
+    return pd.concat([_load_bundled(n) for n in BUNDLED], ignore_index=True).drop_duplicates("symbol").reset_index(drop=True)
+
+
 @functools.lru_cache(maxsize=None)
 def _load_bundled(name: str) -> pd.DataFrame:
     return _read_csv(UNIVERSES_DIR / f"{name}.csv", default_exchange="")

@@ -119,3 +119,6 @@ def test_backfill_command_is_resumable(tmp_path):
     assert first["symbols_done"] == 50 and first["rows_written"] > 50 * 100
     again = json.loads(run_mintel(*args).stdout)[0]
     assert again["symbols_skipped"] == 50 and again["rows_written"] == 0
+    # no snapshot in a backfilled lake: names and sectors come from the bundled lists
+    scan = json.loads(run_mintel("scan", "--lake", lake, "--format", "json").stdout)
+    assert {r["symbol"]: r["sector"] for r in scan}["RELIANCE"] == "Oil Gas & Consumable Fuels"

@@ -87,8 +87,12 @@ def _universe(universe, source) -> pd.DataFrame | None:
         return load_universe(universe)
     if isinstance(source, Lake):
         snap = source.snapshot()
-        return snap[["symbol", "name", "sector"]] if len(snap) else None
-    return None
+        if len(snap):
+            return snap[["symbol", "name", "sector"]]
+    # No snapshot (a lake filled by backfill or import): names and sectors from the bundled lists.
+    from mintel.universe import bundled_metadata
+
+    return bundled_metadata()[["symbol", "name", "sector"]]
 
 
 def _symbols_of(uni: pd.DataFrame | None) -> list[str] | None:
