@@ -3,7 +3,6 @@ against the local stand-in (round trips, outputsize, the key in the query, fault
 
 from __future__ import annotations
 
-import asyncio
 
 import httpx
 import numpy as np
@@ -15,8 +14,8 @@ from mintel.config import Secret
 from mintel.errors import ProviderUnavailable, RateLimited, SymbolNotFound
 from mintel.providers.alphavantage import AlphaVantageProvider, check_payload, parse_global_quote, parse_time_series
 from tests.providers.servers import BAD_ROW, AlphaVantageServer, Limit
+from tests.providers.client import PRICES, assert_same_bars, calls_for, run
 
-PRICES = ["open", "high", "low", "close", "volume"]
 INTRADAY = {
     "Meta Data": {"1. Information": "Intraday (1min) open, high, low, close prices and volume", "2. Symbol": "IBM",
                   "3. Last Refreshed": "2026-11-24 09:31:00", "4. Interval": "1min", "5. Output Size": "Compact",
@@ -30,30 +29,8 @@ INTRADAY = {
 }
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
-async def with_provider(server, fn, **settings):
-    provider = AlphaVantageProvider(server.settings(**settings))
-    try:
-        return await fn(provider)
-    finally:
-        await provider.aclose()
-
-
-def fetch_bars(server, symbols, interval="1m", start=None, end=None, **settings):
-    return run(with_provider(server, lambda p: p.fetch_bars(symbols, interval, start, end), **settings))
-
-
-def fetch_quotes(server, symbols, **settings):
-    return run(with_provider(server, lambda p: p.fetch_quotes(symbols), **settings))
-
-
-def same_bars(got, expected):
-    cols = ["interval", "symbol", "ts", *PRICES]
-    pd.testing.assert_frame_equal(got[cols].sort_values(["symbol", "ts"]).reset_index(drop=True),
-                                  expected[cols].sort_values(["symbol", "ts"]).reset_index(drop=True), check_dtype=False)
+with_provider, fetch_bars, fetch_quotes = calls_for(AlphaVantageProvider)
+same_bars = assert_same_bars
 
 
 # ------------------------------------------------------------------------------------ parsers

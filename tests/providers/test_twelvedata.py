@@ -3,7 +3,6 @@ local stand-in (batches, credits, in-body errors with HTTP 200 or with their sta
 
 from __future__ import annotations
 
-import asyncio
 
 import httpx
 import numpy as np
@@ -14,8 +13,8 @@ from mintel import schema
 from mintel.errors import ProviderError, ProviderUnavailable, RateLimited, SymbolNotFound
 from mintel.providers.twelvedata import TwelveDataProvider, error_of, parse_quotes, parse_time_series
 from tests.providers.servers import BAD_ROW, Limit, TwelveDataServer
+from tests.providers.client import PRICES, assert_same_bars, calls_for, run
 
-PRICES = ["open", "high", "low", "close", "volume"]
 SERIES = {
     "meta": {"symbol": "TCS", "interval": "1min", "currency": "INR", "exchange_timezone": "Asia/Kolkata",
              "exchange": "NSE", "mic_code": "XNSE", "type": "Common Stock"},
@@ -29,30 +28,8 @@ NO_DATA = {"code": 400, "message": "No data is available on the specified dates.
            "status": "error"}
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
-async def with_provider(server, fn, **settings):
-    provider = TwelveDataProvider(server.settings(**settings))
-    try:
-        return await fn(provider)
-    finally:
-        await provider.aclose()
-
-
-def fetch_bars(server, symbols, interval="1m", start=None, end=None, **settings):
-    return run(with_provider(server, lambda p: p.fetch_bars(symbols, interval, start, end), **settings))
-
-
-def fetch_quotes(server, symbols, **settings):
-    return run(with_provider(server, lambda p: p.fetch_quotes(symbols), **settings))
-
-
-def same_bars(got, expected):
-    cols = ["interval", "symbol", "ts", *PRICES]
-    pd.testing.assert_frame_equal(got[cols].sort_values(["symbol", "ts"]).reset_index(drop=True),
-                                  expected[cols].sort_values(["symbol", "ts"]).reset_index(drop=True), check_dtype=False)
+with_provider, fetch_bars, fetch_quotes = calls_for(TwelveDataProvider)
+same_bars = assert_same_bars
 
 
 # ------------------------------------------------------------------------------------ parsers

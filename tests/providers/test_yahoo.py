@@ -3,7 +3,6 @@ against the local stand-in (round trips, batches, the crumb handshake, every fau
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -16,40 +15,17 @@ from mintel import schema
 from mintel.errors import ProviderError, ProviderUnavailable, RateLimited, SymbolNotFound
 from mintel.providers.yahoo import YahooProvider, parse_chart, parse_quote
 from tests.providers.servers import BAD_ROW, Limit, YahooServer
+from tests.providers.client import PRICES, assert_same_bars, calls_for, run
 
 PAYLOADS = Path(__file__).parent / "payloads"
-PRICES = ["open", "high", "low", "close", "volume"]
 
 
 def payload(name: str) -> dict:
     return json.loads((PAYLOADS / name).read_text())
 
 
-def run(coro):
-    return asyncio.run(coro)
-
-
-async def with_provider(server, fn, **settings):
-    provider = YahooProvider(server.settings(**settings))
-    try:
-        return await fn(provider)
-    finally:
-        await provider.aclose()
-
-
-def fetch_bars(server, symbols, interval="1m", start=None, end=None, **settings) -> pd.DataFrame:
-    return run(with_provider(server, lambda p: p.fetch_bars(symbols, interval, start, end), **settings))
-
-
-def fetch_quotes(server, symbols, **settings) -> pd.DataFrame:
-    return run(with_provider(server, lambda p: p.fetch_quotes(symbols), **settings))
-
-
-def assert_same_bars(got: pd.DataFrame, expected: pd.DataFrame) -> None:
-    cols = ["interval", "symbol", "ts", *PRICES]
-    g = got[cols].sort_values(["symbol", "ts"]).reset_index(drop=True)
-    e = expected[cols].sort_values(["symbol", "ts"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(g, e, check_dtype=False)
+with_provider, fetch_bars, fetch_quotes = calls_for(YahooProvider)
+assert_same_bars = assert_same_bars
 
 
 # ------------------------------------------------------------------------------------ parsers
