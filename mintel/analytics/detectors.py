@@ -147,10 +147,9 @@ def _volume_spike(p: Panel) -> Hits:
 
 
 def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
-    a, b = p.ind[fast], p.ind[slow]
-    up, down = mo.crosses(a, b, p.g)
+    up, down = p.crosses(fast, slow)
     r = p.rows(up if side > 0 else down)
-    sma50_then = p.g.shift(p.ind["sma_50"], 5)[r]
+    sma50_then = p.lag("sma_50", 5)[r]
     with np.errstate(invalid="ignore"):
         slope = side * (p.ind["sma_50"][r] - sma50_then) > 0
         hist = side * p.ind["macd_hist"][r] > 0
@@ -180,7 +179,7 @@ def _rsi_extreme(p: Panel, side: int) -> Hits:
     with np.errstate(invalid="ignore"):
         r = p.rows(rsi < prm.rsi_low if side > 0 else rsi > prm.rsi_high)
         depth = (prm.rsi_low - rsi[r]) if side > 0 else (rsi[r] - prm.rsi_high)
-        turn = side * (rsi[r] - p.g.shift(rsi, 1)[r]) > 0
+        turn = side * (rsi[r] - p.lag("rsi", 1)[r]) > 0
         band = p.ind["bb_lower"][r] if side > 0 else p.ind["bb_upper"][r]
         stretch = side * (band - p.c[r]) > 0
     factors = {"base": np.full(len(r), 40.0), "depth": 30 * _unit(depth / 15.0), "turn": 15.0 * turn,
@@ -197,14 +196,12 @@ def _rsi_extreme(p: Panel, side: int) -> Hits:
 
 def _divergence(p: Panel, side: int) -> Hits:
     d = p.divergences[0 if side > 0 else 1]
-    sel = p.wanted[d.rows]
-    r, cur, prev = d.rows[sel], d.pivot[sel], d.previous[sel]
-    rsi, price = p.ind["rsi"], (p.l if side > 0 else p.h)
+    r = d.rows
     with np.errstate(invalid="ignore", divide="ignore"):
-        rsi_gap = side * (rsi[cur] - rsi[prev])
-        price_gap = side * (price[prev] - price[cur]) / p.ind["atr"][cur]
-        extreme = ((40.0 - rsi[prev]) if side > 0 else (rsi[prev] - 60.0)) / 10.0
-        confirm = side * (p.c[r] - p.c[cur]) > 0
+        rsi_gap = side * (d.rsi_pivot - d.rsi_previous)
+        price_gap = side * (d.price_previous - d.price_pivot) / d.atr_pivot
+        extreme = ((40.0 - d.rsi_previous) if side > 0 else (d.rsi_previous - 60.0)) / 10.0
+        confirm = side * (p.c[r] - d.close_pivot) > 0
     factors = {"base": np.full(len(r), 45.0), "rsi_gap": 20 * _unit(rsi_gap / 10.0),
                "price_gap": 10 * _unit(price_gap), "extreme": 15 * _unit(extreme), "confirm": 10.0 * confirm}
     conf = _confidence(rsi_gap >= 5, extreme >= 1.0, confirm)
@@ -213,8 +210,8 @@ def _divergence(p: Panel, side: int) -> Hits:
     def message() -> list[str]:
         return [f"{s}: {kind} RSI divergence, price made a {lows[0]} {a} vs {b} "
                 f"while RSI made a {lows[1]} {x:.0f} vs {y:.0f}"
-                for s, a, b, x, y in zip(p.sym[r].tolist(), _prices(price[cur]), _prices(price[prev]), rsi[cur].tolist(),
-                                         rsi[prev].tolist())]
+                for s, a, b, x, y in zip(p.sym[r].tolist(), _prices(d.price_pivot), _prices(d.price_previous),
+                                         d.rsi_pivot.tolist(), d.rsi_previous.tolist())]
 
     return Hits(r, factors, conf, message)
 
@@ -249,8 +246,8 @@ def _level(p: Panel, name: str, side: int) -> Hits:
 
 def _gap(p: Panel, side: int) -> Hits:
     gp = p.gaps
-    r = p.rows((gp["gap_up"] if side > 0 else gp["gap_down"]).to_numpy())
-    pct, atr_x, prev = (gp[c].to_numpy()[r] for c in ("gap_pct", "gap_atr", "prev_close"))
+    r = p.rows(gp["gap_up"] if side > 0 else gp["gap_down"])
+    pct, atr_x, prev = (gp[c][r] for c in ("gap_pct", "gap_atr", "prev_close"))
     with np.errstate(invalid="ignore"):
         hold = side * (p.c[r] - prev) > 0
         follow = side * (p.c[r] - p.o[r]) > 0
@@ -379,9 +376,8 @@ def _rows(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> p
     def labels(codes: np.ndarray, values) -> pa.Array:
         return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(pa.string())
 
-    sector = pa.nulls(n, pa.string())
-    if "sector" in p.frame:
-        sector = pa.array(p.frame["sector"].iloc[p.src[r]].astype(object).to_numpy(), pa.string(), from_pandas=True)
+    sectors = p.sectors(r)
+    sector = pa.nulls(n, pa.string()) if sectors is None else pa.array(sectors, pa.string(), from_pandas=True)
     table = pa.Table.from_arrays([
         pa.array(p.ts[r], schema.TS),
         labels(p.code[r].astype(np.int32), p.names.astype(str)),

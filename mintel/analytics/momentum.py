@@ -9,6 +9,7 @@ in a fixed order, so a tail of the history gives the same values on its last bar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -233,14 +234,18 @@ def breakouts(close, high, low, groups: Groups, window: int = 20) -> pd.DataFram
 def gaps(open_, close, atr, groups: Groups, pct: float = 2.0, atr_mult: float = 1.0) -> pd.DataFrame:
     """Per row: the gap from the previous close to this open in % and in the previous bar's ATR, and
     whether it is a gap up / down (beyond ``pct`` % or beyond ``atr_mult`` ATR)."""
-    prev_close, prev_atr = groups.shift(close, 1), groups.shift(atr, 1)
+    return pd.DataFrame(gap_values(open_, groups.shift(close, 1), groups.shift(atr, 1), pct, atr_mult))
+
+
+def gap_values(open_, prev_close, prev_atr, pct: float = 2.0, atr_mult: float = 1.0) -> dict[str, np.ndarray]:
+    """``gaps`` given each bar's previous close and ATR: prev_close, gap_pct, gap_atr, gap_up, gap_down."""
     with np.errstate(invalid="ignore", divide="ignore"):
         gap = open_ - prev_close
         gap_pct = gap / prev_close * 100.0
         gap_atr = np.where(prev_atr > 0, gap / prev_atr, np.nan)
         up = (gap_pct > pct) | (gap_atr > atr_mult)
         down = (gap_pct < -pct) | (gap_atr < -atr_mult)
-    return pd.DataFrame({"prev_close": prev_close, "gap_pct": gap_pct, "gap_atr": gap_atr, "gap_up": up, "gap_down": down})
+    return {"prev_close": prev_close, "gap_pct": gap_pct, "gap_atr": gap_atr, "gap_up": up, "gap_down": down}
 
 
 # ---------------------------------------------------------------------------------------- pivots
@@ -351,36 +356,46 @@ def level_events(open_, high, low, close, atr, groups: Groups, *, k: int = 3, lo
     ceiling = groups.shift(groups.rolling(close, hold, "max"), 1)
     sup = RecentPivots(is_lo, low, groups, k=k, lookback=lookback, count=count)
     res = RecentPivots(is_hi, high, groups, k=k, lookback=lookback, count=count)
+    out = {}
+    for name, (maybe, test) in level_tests(open_, high, low, close, tol, floor, ceiling).items():
+        rows = np.flatnonzero(maybe if only is None else maybe & only)
+        levels = (sup if name.startswith("support") else res).levels(rows)
+        out[name] = strongest_level(levels, rows, test, tol, close, min_touches)
+    return out
+
+
+def level_tests(open_, high, low, close, tol, floor, ceiling) -> dict[str, tuple[np.ndarray, Callable]]:
+    """Per level event: (rows that could qualify for some level, the test at rows ``r`` given the level
+    ``L`` there); ``floor``/``ceiling``: the lowest / highest of the closes the level must have held."""
     with np.errstate(invalid="ignore"):
-        # (pivots, rows that could qualify for some level, the test at those rows given the level there)
-        tests = {
-            "support_bounce": (sup, (close > open_) & (low - tol <= floor),
+        return {
+            "support_bounce": ((close > open_) & (low - tol <= floor),
                                lambda L, r: (np.abs(low[r] - L) <= tol[r]) & (close[r] > L) & (floor[r] > L)),
-            "support_break": (sup, close < floor, lambda L, r: (close[r] < L) & (floor[r] >= L)),
-            "resistance_break": (res, close > ceiling, lambda L, r: (close[r] > L) & (ceiling[r] <= L)),
-            "resistance_reject": (res, (close < open_) & (high + tol >= ceiling),
+            "support_break": (close < floor, lambda L, r: (close[r] < L) & (floor[r] >= L)),
+            "resistance_break": (close > ceiling, lambda L, r: (close[r] > L) & (ceiling[r] <= L)),
+            "resistance_reject": ((close < open_) & (high + tol >= ceiling),
                                   lambda L, r: (np.abs(high[r] - L) <= tol[r]) & (close[r] < L) & (ceiling[r] < L)),
         }
-    out = {}
-    for name, (piv, maybe, test) in tests.items():
-        rows = np.flatnonzero(maybe if only is None else maybe & only)
-        levels = piv.levels(rows)
-        best_t, best_l = np.zeros(len(rows), np.int64), np.full(len(rows), np.nan)
-        for j in range(count):
-            lvl = levels[:, j]
-            with np.errstate(invalid="ignore"):
-                hit = np.flatnonzero(test(lvl, rows))
-                if not len(hit):
-                    continue
-                at = rows[hit]
-                # touches: known pivots within the tolerance of this one (itself included)
-                t = (np.abs(levels[hit] - lvl[hit, None]) <= tol[at, None]).sum(axis=1)
-            dist_new, dist_old = np.abs(close[at] - lvl[hit]), np.abs(close[at] - best_l[hit])
-            better = (t >= min_touches) & ((t > best_t[hit]) | ((t == best_t[hit]) & ~(dist_old <= dist_new)))
-            best_t[hit[better]], best_l[hit[better]] = t[better], lvl[hit][better]
-        found = np.flatnonzero(best_t > 0)
-        out[name] = LevelHits(rows[found], best_l[found], best_t[found])
-    return out
+
+
+def strongest_level(levels: np.ndarray, rows: np.ndarray, test: Callable, tol, close, min_touches: int) -> LevelHits:
+    """The level event at each of ``rows`` given its known levels (``levels[i]``: most recent first): the
+    level passing ``test`` with the most touches (``min_touches`` or more), then the nearest."""
+    best_t, best_l = np.zeros(len(rows), np.int64), np.full(len(rows), np.nan)
+    for j in range(levels.shape[1]):
+        lvl = levels[:, j]
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(test(lvl, rows))
+            if not len(hit):
+                continue
+            at = rows[hit]
+            # touches: known pivots within the tolerance of this one (itself included)
+            t = (np.abs(levels[hit] - lvl[hit, None]) <= tol[at, None]).sum(axis=1)
+        dist_new, dist_old = np.abs(close[at] - lvl[hit]), np.abs(close[at] - best_l[hit])
+        better = (t >= min_touches) & ((t > best_t[hit]) | ((t == best_t[hit]) & ~(dist_old <= dist_new)))
+        best_t[hit[better]], best_l[hit[better]] = t[better], lvl[hit][better]
+    found = np.flatnonzero(best_t > 0)
+    return LevelHits(rows[found], best_l[found], best_t[found])
 
 
 def support_resistance(bars: pd.DataFrame, *, k: int = 3, lookback: int = 120, tol_atr: float = 0.5) -> pd.DataFrame:

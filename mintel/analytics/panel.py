@@ -6,6 +6,7 @@ detector scores with.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,22 @@ class Panel:
     def rows(self, mask: np.ndarray) -> np.ndarray:
         return np.flatnonzero(mask & self.wanted)
 
+    def column(self, name: str) -> np.ndarray:
+        """A price column (open, high, low, close, volume) or an indicator."""
+        return _PRICES[name](self) if name in _PRICES else self.ind[name]
+
+    def lag(self, name: str, k: int) -> np.ndarray:
+        """Column ``name`` ``k`` bars earlier in the same symbol (NaN where there is none)."""
+        return self.g.shift(self.column(name), k)
+
+    def crosses(self, fast: str, slow: str) -> tuple[np.ndarray, np.ndarray]:
+        """(up, down): where ``fast`` crosses above / below ``slow``."""
+        return mo.crosses(self.ind[fast], self.ind[slow], self.g)
+
+    def sectors(self, r: np.ndarray) -> np.ndarray | None:
+        """The sector of rows ``r`` when the frame has one."""
+        return self.frame["sector"].iloc[self.src[r]].astype(object).to_numpy() if "sector" in self.frame else None
+
     # -- shared derived values (computed once per detect call)
 
     @cached_property
@@ -95,8 +112,8 @@ class Panel:
         return self.__dict__[key]
 
     @cached_property
-    def gaps(self) -> pd.DataFrame:
-        return mo.gaps(self.o, self.c, self.ind["atr"], self.g, self.params.gap_pct, self.params.gap_atr)
+    def gaps(self) -> dict[str, np.ndarray]:
+        return mo.gap_values(self.o, self.prev_close, self.lag("atr", 1), self.params.gap_pct, self.params.gap_atr)
 
     @cached_property
     def swings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -111,10 +128,26 @@ class Panel:
                                only=self.wanted if self.last_only else None)
 
     @cached_property
-    def divergences(self) -> tuple[mo.Divergences, mo.Divergences]:
+    def divergences(self) -> tuple[DivergenceHits, DivergenceHits]:
         p = self.params
-        return mo.rsi_divergences(self.h, self.l, self.ind["rsi"], self.g, k=p.pivot_k, min_bars=p.divergence_min_bars,
+        both = mo.rsi_divergences(self.h, self.l, self.ind["rsi"], self.g, k=p.pivot_k, min_bars=p.divergence_min_bars,
                                   max_bars=p.divergence_max_bars, swings=self.swings)
+        out = []
+        for d, price in zip(both, (self.l, self.h)):
+            sel = self.wanted[d.rows]
+            r, cur, prev = d.rows[sel], d.pivot[sel], d.previous[sel]
+            rsi = self.ind["rsi"]
+            out.append(DivergenceHits(r, rsi[cur], rsi[prev], price[cur], price[prev], self.ind["atr"][cur], self.c[cur]))
+        return out[0], out[1]
+
+    def range_hilo(self, r: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(highest high, lowest low, bars) of the last ``window`` bars of the symbols of rows ``r`` (each a
+        symbol's last row)."""
+        tail = np.flatnonzero(self.g.rest < window)  # every symbol keeps at least its last bar, in order
+        g = mo.Groups.of(self.code[tail])
+        hi, lo = np.maximum.reduceat(self.h[tail], g.starts), np.minimum.reduceat(self.l[tail], g.starts)
+        k = self.g.gid[r]
+        return hi[k], lo[k], (g.ends - g.starts)[k]
 
     # -- factor points at rows ``r`` (NaN inputs give 0 points)
 
@@ -131,6 +164,23 @@ class Panel:
     def atr_pts(self, r, distance: np.ndarray, cap: float, full: float = 1.0) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return cap * _unit(distance / (full * self.ind["atr"][r]))
+
+
+_PRICES = {"open": lambda p: p.o, "high": lambda p: p.h, "low": lambda p: p.l, "close": lambda p: p.c,
+           "volume": lambda p: p.v}
+
+
+@dataclass(frozen=True)
+class DivergenceHits:
+    """Rows a divergence fires on (its pivot's confirmation), with the values at the pivot and the one before."""
+
+    rows: np.ndarray
+    rsi_pivot: np.ndarray
+    rsi_previous: np.ndarray
+    price_pivot: np.ndarray  # the low (bullish) or high (bearish)
+    price_previous: np.ndarray
+    atr_pivot: np.ndarray
+    close_pivot: np.ndarray
 
 
 def _unit(x) -> np.ndarray:

@@ -82,6 +82,14 @@ def factor_values(enriched: pd.DataFrame, signals: pd.DataFrame | None = None, *
         interval = str(enriched["interval"].iloc[0]) if "interval" in enriched and len(enriched) else "1d"
     p = Panel(enriched, interval, DetectorParams(), last_only=True)
     r = np.flatnonzero(p.wanted)
+    values = panel_factors(p, r, _signal_values(p.sym[r], p.ts[r], signals))
+    return pd.DataFrame({"symbol": p.sym[r], "ts": pd.DatetimeIndex(p.ts[r].view("M8[ns]"), tz="UTC"), "close": p.c[r],
+                         **values})
+
+
+def panel_factors(p: Panel, r: np.ndarray, signals: np.ndarray) -> dict[str, np.ndarray]:
+    """``FACTORS`` at rows ``r`` of a panel (each a symbol's last bar; NaN unknown); ``signals``: their
+    signal values (``_signal_values``). Any panel with the ``Panel`` interface, e.g. the live one."""
     c, ind = p.c[r], {k: v[r] for k, v in p.ind.items()}
     nan = np.full(len(r), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -91,8 +99,7 @@ def factor_values(enriched: pd.DataFrame, signals: pd.DataFrame | None = None, *
         parts = [above(c, ind["sma_20"]), above(c, ind["sma_50"]), above(ind["sma_20"], ind["sma_50"]),
                  above(c, ind.get("sma_200", nan))]
         trend = _nanmean(parts)
-        back = p.g.pos[r] >= 20
-        c20 = np.where(back, p.c[np.maximum(r - 20, 0)], np.nan)
+        c20 = p.lag("close", 20)[r]
         move = (c - c20) / (ind["atr"] * np.sqrt(20.0))
         momentum = _nanmean([0.5 + 0.5 * np.tanh(move), 0.5 + 0.5 * np.tanh(ind["macd_hist"] / (0.2 * ind["atr"]))])
         ret = c - p.prev_close[r]
@@ -100,12 +107,9 @@ def factor_values(enriched: pd.DataFrame, signals: pd.DataFrame | None = None, *
         breakout = _range_position(p, r)
         rsi = ind["rsi"]
         rsi_value = np.where(rsi <= 70, np.clip(0.5 + (rsi - 50.0) / 40.0, 0, 1), np.clip(1.0 - (rsi - 70.0) / 30.0, 0, 1))
-    out = pd.DataFrame({"symbol": p.sym[r], "ts": pd.DatetimeIndex(p.ts[r].view("M8[ns]"), tz="UTC"), "close": c,
-                        "trend": trend, "momentum": momentum, "volume": volume, "breakout": breakout, "rsi": rsi_value,
-                        "signals": _signal_values(p.sym[r], p.ts[r], signals)})
-    for f in FACTORS:
-        out[f] = out[f].where(np.isfinite(out[f]))
-    return out
+    out = {"trend": trend, "momentum": momentum, "volume": volume, "breakout": breakout, "rsi": rsi_value,
+           "signals": np.asarray(signals, dtype=np.float64)}
+    return {f: np.where(np.isfinite(v), v, np.nan) for f, v in out.items()}
 
 
 def _nanmean(parts: list[np.ndarray]) -> np.ndarray:
@@ -119,14 +123,10 @@ def _range_position(p: Panel, r: np.ndarray, window: int = 252, min_bars: int = 
     """Where the close sits between the lowest low and highest high of the last ``window`` bars (0..1)."""
     if not len(r):
         return np.empty(0)
-    tail = np.flatnonzero(p.g.rest < window)  # every symbol keeps at least its last bar, in order
-    g = Groups.of(p.code[tail])
-    hi, lo = np.maximum.reduceat(p.h[tail], g.starts), np.minimum.reduceat(p.l[tail], g.starts)
-    count = g.ends - g.starts
-    k = p.g.gid[r]
+    hi, lo, count = p.range_hilo(r, window)
     with np.errstate(invalid="ignore", divide="ignore"):
-        pos = np.where(hi[k] > lo[k], (p.c[r] - lo[k]) / (hi[k] - lo[k]), 0.5)
-    return np.where(count[k] >= min_bars, pos, np.nan)
+        pos = np.where(hi > lo, (p.c[r] - lo) / (hi - lo), 0.5)
+    return np.where(count >= min_bars, pos, np.nan)
 
 
 def _signal_values(symbols: np.ndarray, ts: np.ndarray, signals: pd.DataFrame | None) -> np.ndarray:
@@ -155,18 +155,25 @@ def score_symbols(enriched: pd.DataFrame, signals: pd.DataFrame | None = None,
     signals (too little history) the score is null. Columns: symbol, ts, score, direction (long /
     short / neutral by ``LONG_AT``/``SHORT_AT``), factors (JSON: factor -> points, summing to the score).
     """
-    w = ScoreWeights.from_config(weights).normalized()
     values = factor_values(enriched, signals, interval=interval)
-    known = values[[f for f in FACTORS if f != "signals"]].notna().sum(axis=1).to_numpy()
-    points = np.round(np.column_stack([w[f] * values[f].fillna(0.5).to_numpy() for f in FACTORS]), 2) \
-        if len(values) else np.empty((0, len(FACTORS)))
-    score = np.round(points.sum(axis=1), 2)
-    ok = known >= min_factors
-    score = np.where(ok, score, np.nan)
+    score, points, ok = factor_points({f: values[f].to_numpy(dtype=np.float64) for f in FACTORS}, weights, min_factors)
     direction = np.where(score >= LONG_AT, "long", np.where(score <= SHORT_AT, "short", "neutral"))
     factors = [json.dumps(dict(zip(FACTORS, row))) if good else None for row, good in zip(points.tolist(), ok)]
     return pd.DataFrame({"symbol": values["symbol"], "ts": values["ts"], "score": score,
                          "direction": np.where(ok, direction, None), "factors": factors})
+
+
+def factor_points(values: Mapping[str, np.ndarray], weights: ScoreWeights | Mapping[str, float] | None = None,
+                  min_factors: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(score, points per factor (rows x ``FACTORS``), scored?) from factor values (NaN: unknown, counts
+    as neutral); the score is null where fewer than ``min_factors`` factors besides the signals are known."""
+    w = ScoreWeights.from_config(weights).normalized()
+    n = len(values[FACTORS[0]])
+    known = np.sum([np.isfinite(values[f]) for f in FACTORS if f != "signals"], axis=0) if n else np.zeros(0, int)
+    points = np.round(np.column_stack([w[f] * np.where(np.isnan(values[f]), 0.5, values[f]) for f in FACTORS]), 2) \
+        if n else np.empty((0, len(FACTORS)))
+    ok = known >= min_factors
+    return np.where(ok, np.round(points.sum(axis=1), 2), np.nan), points, ok
 
 
 # ----------------------------------------------------------------------------------------- cooldown
