@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -126,14 +127,64 @@ UP_SIM_SPEED = 60.0  # one simulated minute per wall second: a whole NSE session
 
 
 def cmd_up(args) -> int:
-    """The main job. Ingests live until Ctrl-C; by default one cycle a second, one simulated minute each."""
+    """The main job: ingests live until Ctrl-C (by default one cycle a second, one simulated minute
+    each) and serves the dashboards beside it (--no-dashboards to skip them)."""
     args.cycles = None
     settings = _settings(args)
     if args.interval_s is None and settings.interval_s <= 0:  # nothing configured: a live pace
         args.interval_s = UP_INTERVAL_S
         if args.speed is None and settings.sim_speed == 1.0:
             args.speed = UP_SIM_SPEED
-    return cmd_ingest(args)
+    if args.no_dashboards:
+        return cmd_ingest(args)
+    server = _dashboard_server(args, args.lake or settings.lake)
+    _lake_writable(server.lake)
+    server.start(log=_dashboard_log(server.lake))
+    try:
+        server.wait_ready()
+        _print_urls(server)
+        return cmd_ingest(args)
+    finally:
+        server.stop()
+
+
+def cmd_dashboard(args) -> int:
+    """Serve the dashboards with Voilà until Ctrl-C."""
+    server = _dashboard_server(args, args.lake or _settings(args).lake)
+    server.start(log=None if args.quiet else sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        server.wait_ready()
+        _print_urls(server)
+        server.process.wait()
+        return server.process.returncode or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.stop()
+
+
+def _dashboard_server(args, lake):
+    from mintel.ui.serve import DashboardServer
+
+    token = args.token or os.environ.get("MINTEL_DASHBOARD_TOKEN") or None
+    kw = {"notebooks": args.notebooks} if getattr(args, "notebooks", None) else {}
+    return DashboardServer(lake=lake, ip=args.ip, port=args.port, token=token, max_kernels=args.max_kernels, **kw)
+
+
+def _dashboard_log(lake):
+    from pathlib import Path
+
+    return open(Path(lake).resolve().parent / "dashboard.log", "ab")  # beside the lake, not in it
+
+
+def _print_urls(server) -> None:
+    print(f"dashboards (Voilà) for {server.lake}:", flush=True)
+    for name, url in server.urls.items():
+        print(f"  {name:<14} {url}", flush=True)
+    if server.token:
+        print("  (the token is required: this server is not bound to loopback)", flush=True)
 
 
 def cmd_backfill(args) -> int:
@@ -343,8 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--source", choices=("bars", "quotes"), help="poll bars, or quote snapshots built into bars (default: bars)")
         c.add_argument("--always-on", action="store_true", dest="always_on", help="ingest outside market hours too")
 
-    c = command("up", cmd_up, "the main job: ingest live (the simulator by default)", data=False)
+    def dashboard_options(c):
+        c.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1; others require a token)")
+        c.add_argument("--port", type=int, default=8866, help="port (default 8866; 0 = any free one)")
+        c.add_argument("--token", help="access token (default: MINTEL_DASHBOARD_TOKEN; generated when not on loopback)")
+        c.add_argument("--max-kernels", type=int, default=12, dest="max_kernels", help="most dashboards open at once")
+
+    c = command("up", cmd_up, "the main job: ingest live (the simulator by default) and serve the dashboards", data=False)
     ingest_options(c)
+    dashboard_options(c)
+    c.add_argument("--no-dashboards", action="store_true", dest="no_dashboards", help="ingest only")
+    c = command("dashboard", cmd_dashboard, "serve the dashboards with Voilà", data=False)
+    dashboard_options(c)
+    c.add_argument("--notebooks", help="directory of dashboard notebooks (default: mintel's notebooks/dashboards)")
+    c.add_argument("--quiet", action="store_true", help="hide Voilà's log")
     c = command("ingest", cmd_ingest, "the ingestion service", data=False)
     ingest_options(c)
     c.add_argument("--cycles", type=int, help="stop after N cycles (default: run until interrupted)")

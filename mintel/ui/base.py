@@ -7,6 +7,7 @@ refresh never resets what the user chose: filters, sort, page, the symbol picked
 from __future__ import annotations
 
 import html
+import os
 
 import pandas as pd
 
@@ -30,9 +31,10 @@ class View:
         self.live = w.ToggleButton(value=live, description="Live", tooltip="refresh automatically", icon="refresh",
                                    layout=w.Layout(width="80px"))
         self.live.observe(self._on_live, "value")
-        self.auto = AutoRefresh(self.refresh, refresh_s or self.refresh_s, on_error=self._show_error)
+        every = refresh_s or float(os.environ.get("MINTEL_DASHBOARD_REFRESH_S") or self.refresh_s)
+        self.auto = AutoRefresh(self.refresh, every, on_error=self._show_error)
         header = w.HBox([w.HTML(f"<h2>{html.escape(self.title)}</h2>"), self.status, self.live],
-                        layout=w.Layout(align_items="baseline", gap="12px"))
+                        layout=w.Layout(align_items="baseline", grid_gap="12px"))
         self.widget = w.VBox([style(), header, self.build()])
         self.widget.add_class("mintel")
         self.refresh(force=True)

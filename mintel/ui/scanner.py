@@ -115,12 +115,12 @@ class ScannerView(View):
         self.w_score = w.FloatSlider(value=s.min_score, min=0, max=100, step=5, description="Score ≥", continuous_update=False,
                                      layout=w.Layout(width="260px"))
         self.w_text = w.Text(value=s.text, placeholder="symbol or name", description="Search", layout=w.Layout(width="240px"))
-        self.w_watch = w.Dropdown(options=[("—", None)], value=None, description="Watchlist", layout=w.Layout(width="230px"))
+        self.w_watch = w.Dropdown(options=[("—", "")], value="", description="Watchlist", layout=w.Layout(width="230px"))
         self.w_expr = w.Text(value=s.expression, placeholder="e.g. rsi<30, volume_ratio>=2, sector=IT", description="Filter",
                              continuous_update=False, layout=w.Layout(width="420px"))
         self.w_sort = w.Dropdown(options=SORTABLE, value=s.sort, description="Sort", layout=w.Layout(width="200px"))
         self.w_desc = w.ToggleButton(value=s.descending, description="desc", tooltip="descending", layout=narrow)
-        self.w_size = w.Dropdown(options=[("all" if n == 0 else str(n), n) for n in PAGE_SIZES], value=s.page_size,
+        self.w_size = w.Dropdown(options=_sizes(s.page_size), value=s.page_size,
                                  description="Rows", layout=w.Layout(width="150px"))
         self.w_prev = w.Button(description="◀", layout=w.Layout(width="40px"), tooltip="previous page")
         self.w_next = w.Button(description="▶", layout=w.Layout(width="40px"), tooltip="next page")
@@ -165,13 +165,16 @@ class ScannerView(View):
     def set_state(self, **changes) -> None:
         """Change filters from code (the widgets follow)."""
         self.state = replace(self.state, **changes)
+        self._sync_options(self.source.snapshot().frame)
+        if self.state.page_size not in [v for _, v in self.w_size.options]:
+            self._set_options(self.w_size, _sizes(self.state.page_size), self.w_size.value)
         with self.grid.hold_sync():
-            for name, widget in (("sector", self.w_sector), ("text", self.w_text), ("min_score", self.w_score),
+            for name, widget in (("sector", self.w_sector), ("watchlist", self.w_watch), ("text", self.w_text), ("min_score", self.w_score),
                                  ("min_volume_ratio", self.w_vol), ("expression", self.w_expr), ("sort", self.w_sort),
                                  ("descending", self.w_desc), ("page_size", self.w_size)):
                 if name in changes:
                     widget.unobserve(self._on_control, "value")
-                    widget.value = changes[name]
+                    widget.value = changes[name] if changes[name] is not None else ""
                     widget.observe(self._on_control, "value")
         self.refresh(force=True)
 
@@ -200,15 +203,20 @@ class ScannerView(View):
         sectors = [ALL] + sorted(s for s in frame["sector"].dropna().unique().tolist() if s)
         if list(self.w_sector.options) != sectors:
             self._set_options(self.w_sector, sectors, self.state.sector if self.state.sector in sectors else ALL)
-        names = [("—", None)] + [(n, n) for n in self.watchlists.names()]
-        if list(self.w_watch.options) != names:
-            self._set_options(self.w_watch, names, self.state.watchlist if (self.state.watchlist, self.state.watchlist) in names else None)
+        names = [("—", "")] + [(n, n) for n in self.watchlists.names()]
+        if [tuple(o) for o in self.w_watch.options] != names:
+            self._set_options(self.w_watch, names, self.state.watchlist if (self.state.watchlist, self.state.watchlist) in names else "")
 
     def _set_options(self, widget, options, value) -> None:
         widget.unobserve(self._on_control, "value")
         widget.options = options
         widget.value = value
         widget.observe(self._on_control, "value")
+
+
+def _sizes(extra: int) -> list[tuple[str, int]]:
+    sizes = sorted(set(PAGE_SIZES) | {extra}, key=lambda n: n or float("inf"))
+    return [("all" if n == 0 else str(n), n) for n in sizes]
 
 
 def show(lake=None, **kw) -> ScannerView:

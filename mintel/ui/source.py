@@ -89,6 +89,14 @@ class Source:
                               None if pd.isna(written) else written, None if pd.isna(bars_at) else bars_at)
         return self._snap
 
+    def files_version(self, kind: str, days: int = 1) -> tuple:
+        """The identity of the last ``days`` partitions of ``kind`` (what ``opportunities(days)`` etc.
+        read): their data files' names. A file is published once under a new name and never
+        rewritten (appends and compactions add names), so this changes exactly when the data may
+        have; it costs one directory listing per partition."""
+        parts = self.lake.partitions(kind)[-days:] if days else self.lake.partitions(kind)
+        return tuple((p.value, tuple(f.name for f in p.files())) for p in parts)
+
     def opportunities(self, days: int = 1) -> pd.DataFrame:
         """Opportunities of the last ``days`` partitions, newest first."""
         return self._recent("opportunities", days, "detected_at")

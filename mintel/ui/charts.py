@@ -1,0 +1,87 @@
+"""Plotly pieces the chart views share: figure widgets in the house template, display times, gaps
+between sessions, the red/green scale and plain values for gauges.
+
+Figures are ``FigureWidget``s built once; views set their traces' data in place inside
+``fig.batch_update()``, so a refresh sends the browser only what changed and keeps the user's zoom
+(``uirevision``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from mintel.analytics.indicators import is_intraday
+from mintel.ui.theme import DOWN, UP, plotly_template
+
+# Red below 0, green above, a dark neutral at 0 (plotly centres it with ``cmid=0``).
+DIVERGING = [[0.0, DOWN], [0.5, "#2a323c"], [1.0, UP]]
+MAX_BREAKS = 80  # rangebreaks beyond this slow the browser down; the widest gaps are kept
+
+
+def figure_widget(fig=None, *, height: int, uirevision: str = "mintel", **layout):
+    """``fig`` (or an empty figure) as a dense, dark ``FigureWidget``."""
+    import plotly.graph_objects as go
+
+    widget = go.FigureWidget(fig) if fig is not None else go.FigureWidget()
+    layout = {"margin": dict(l=44, r=12, t=26, b=20), "showlegend": False, **layout}
+    widget.update_layout(template=plotly_template(), height=height, uirevision=uirevision, **layout)
+    return widget
+
+
+def finite(value) -> float | None:
+    """``value`` as a float, None when it is missing or not finite (plotly shows None as blank)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def interval_step(interval: str) -> pd.Timedelta:
+    """The length of one bar (``1m``, ``5m``, ``1h``, ``1d``; a week or month counts as its days)."""
+    unit = {"wk": "7D", "mo": "30D"}
+    for suffix, span in unit.items():
+        if interval.endswith(suffix):
+            return pd.Timedelta(span) * int(interval[: -len(suffix)] or 1)
+    return pd.Timedelta(interval.replace("m", "min") if interval.endswith("m") else interval)
+
+
+def display_times(ts: pd.Series | pd.DatetimeIndex, interval: str, tz: str) -> pd.DatetimeIndex:
+    """Bar times as shown: intraday in the exchange's time zone, daily as the (UTC) date; tz-naive,
+    because plotly draws naive times as they are."""
+    idx = pd.DatetimeIndex(ts)
+    if idx.tz is None:
+        idx = idx.tz_localize("UTC")
+    if is_intraday(interval):
+        return idx.tz_convert(tz).tz_localize(None)
+    return idx.tz_convert("UTC").tz_localize(None)
+
+
+def gap_breaks(x: pd.DatetimeIndex, interval: str, limit: int = MAX_BREAKS) -> list[dict]:
+    """Axis rangebreaks hiding the time between bars more than 1.5 bars apart (nights, weekends,
+    holidays), so candles sit next to each other."""
+    if len(x) < 2:
+        return []
+    step = interval_step(interval)
+    t = x.asi8
+    gap = np.diff(t)
+    wide = np.flatnonzero(gap > 1.5 * step.value)
+    if len(wide) > limit:
+        wide = np.sort(wide[np.argsort(gap[wide])[-limit:]])
+    return [dict(bounds=[x[i] + step, x[i + 1]]) for i in wide.tolist()]
+
+
+def segments(levels: pd.DataFrame, x0, x1) -> tuple[list, list, list]:
+    """Horizontal lines from ``x0`` to ``x1`` at each row's ``level`` as one scatter trace's x, y, text
+    (segments separated by None)."""
+    xs, ys, text = [], [], []
+    for level, touches in zip(levels["level"].tolist(), levels["touches"].tolist()):
+        label = f"{level:,.2f} · {touches} touches"
+        xs += [x0, x1, None]
+        ys += [level, level, None]
+        text += [label, label, None]
+    return xs, ys, text
+
