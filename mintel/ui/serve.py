@@ -147,7 +147,8 @@ def _capped_kernel_manager():
 
         async def start_kernel(self, *args, **kwargs):
             if kwargs.get("kernel_id") is None and len(self.list_kernel_ids()) >= self.max_kernels:
-                raise HTTPError(503, f"{self.max_kernels} dashboards are open already (the cap); close one and retry")
+                msg = f"Too many dashboards open (cap {self.max_kernels}); close one and retry"
+                raise HTTPError(503, msg, reason=msg)
             return await super().start_kernel(*args, **kwargs)
 
     return CappedKernelManager
