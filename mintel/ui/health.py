@@ -150,7 +150,8 @@ class HealthView(View):
                             subplot_titles=("cycle and processing time (ms)", "rows per cycle"))
         for name, row, colour in TRACES:
             fig.add_scatter(x=[], y=[], name=name, mode="lines", line=dict(color=colour, width=1.5), row=row, col=1)
-        fig.update_layout(template=plotly_template(), height=380, legend=dict(orientation="h", y=1.12),
+        fig.update_xaxes(type="date")
+        fig.update_layout(template=plotly_template(), height=380, legend=dict(orientation="h", x=1, xanchor="right", y=1.14),
                           margin=dict(l=50, r=20, t=50, b=30))
         self.chart = go.FigureWidget(fig)
         panel = w.Layout(flex="1 1 420px")
@@ -202,13 +203,15 @@ class HealthView(View):
         self.providers.value = render(shown, PROVIDER_COLUMNS, table_id="providers-grid")
 
     def _draw_chart(self, cycles: pd.DataFrame) -> None:
-        x = cycles["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy() if len(cycles) else []
+        # ISO text, not datetime64: the widget would send those as bare integers
+        x = cycles["ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%f").tolist() if len(cycles) else []
         with self.chart.batch_update():
             for trace, (name, _, _) in zip(self.chart.data, TRACES):
                 trace.x = x
                 trace.y = cycles[name].to_numpy(dtype=np.float64) if len(cycles) else []
             empty = "" if len(cycles) else f" · no cycles in the last {self.window_minutes:g} min"
             self.chart.layout.annotations[0].text = f"cycle and processing time (ms){empty}"
+        _sync_initial_state(self.chart)
 
     def status_parts(self) -> list[str]:
         if self.health is None:
@@ -219,6 +222,19 @@ class HealthView(View):
             bad = int((p["state"].fillna("closed") != "closed").sum())
             parts.append(f'<b class="m-providers">{len(p)}</b> providers' + (f', <span class="m-stale">{bad} open</span>' if bad else ""))
         return parts
+
+
+def _sync_initial_state(fig) -> None:
+    """Make what a browser gets on connecting the figure as it is now.
+
+    plotly's FigureWidget sends later changes as one-off restyle messages and hands a newly
+    connected page only the figure it was created with; a Voilà page connects after the first
+    refresh, so without this it would show empty axes until the next change. Open pages ignore
+    these two values (they follow the messages)."""
+    from copy import deepcopy
+
+    fig._widget_data = deepcopy(fig._data)
+    fig._widget_layout = deepcopy(fig._layout_obj._props)
 
 
 def show(lake=None, **kw) -> HealthView:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from mintel import schema
 from mintel.ui.base import View
 from mintel.ui.table import Column, render
 
@@ -139,7 +140,7 @@ class OpportunitiesView(View):
     def __init__(self, source=None, *, state: OpportunityFilter | None = None, alerts_shown: int = 15, **kw) -> None:
         self.state = state or OpportunityFilter()
         self.alerts_shown = alerts_shown
-        self.frame = for_display(_empty())  # what was read (days of partitions), with display columns
+        self.frame = for_display(schema.empty_frame("opportunities"))  # what was read (days of partitions), with display columns
         self.shown = self.frame  # the rows on screen
         self.matched = 0
         self.arrived = 0  # rows new at the last re-read
@@ -278,12 +279,6 @@ class OpportunitiesView(View):
         if len(self.alerts):
             parts.append(f'<b class="m-alert-count">{len(self.alerts)}</b> alerts')
         return parts
-
-
-def _empty() -> pd.DataFrame:
-    from mintel import schema
-
-    return schema.empty_frame("opportunities")
 
 
 def show(lake=None, **kw) -> OpportunitiesView:
