@@ -9,11 +9,14 @@ Figures are ``FigureWidget``s built once; views set their traces' data in place 
 from __future__ import annotations
 
 import math
+import re
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from mintel.analytics.indicators import is_intraday
+from mintel.analytics.indicators import DEFAULT_TZ, is_intraday
+from mintel.errors import DataError
 from mintel.ui.theme import DOWN, UP, plotly_template
 
 # Red below 0, green above, a dark neutral at 0 (plotly centres it with ``cmid=0``).
@@ -41,12 +44,26 @@ def finite(value) -> float | None:
 
 
 def interval_step(interval: str) -> pd.Timedelta:
-    """The length of one bar (``1m``, ``5m``, ``1h``, ``1d``; a week or month counts as its days)."""
-    unit = {"wk": "7D", "mo": "30D"}
-    for suffix, span in unit.items():
-        if interval.endswith(suffix):
-            return pd.Timedelta(span) * int(interval[: -len(suffix)] or 1)
-    return pd.Timedelta(interval.replace("m", "min") if interval.endswith("m") else interval)
+    """The length of one bar (``1m``, ``5m``, ``1h``, ``1d``; a week or month counts as 7 or 30 days)."""
+    m = re.fullmatch(r"(\d+)(s|m|h|d|wk|mo)", interval)
+    if m is None:
+        return pd.Timedelta(days=1)
+    unit = {"s": "s", "m": "min", "h": "h", "d": "D", "wk": "7D", "mo": "30D"}[m.group(2)]
+    return int(m.group(1)) * pd.Timedelta(unit if unit[0].isdigit() else f"1{unit}")
+
+
+@lru_cache(maxsize=256)
+def exchange_tz(symbol: str) -> str:
+    """The time zone ``symbol``'s intraday bars are shown in: its exchange's (bundled lists), else the default."""
+    from mintel import calendar
+    from mintel.universe import bundled_metadata
+
+    meta = bundled_metadata()
+    exchange = meta.loc[meta["symbol"] == symbol, "exchange"]
+    try:
+        return calendar.timezone(exchange.iloc[0]) if len(exchange) and exchange.iloc[0] else DEFAULT_TZ
+    except DataError:
+        return DEFAULT_TZ
 
 
 def display_times(ts: pd.Series | pd.DatetimeIndex, interval: str, tz: str) -> pd.DatetimeIndex:

@@ -116,7 +116,7 @@ class OverviewView(View):
                 gauge=dict(axis=dict(range=[0, ceiling], tickfont=dict(size=9)), bar=dict(color=ACCENT, thickness=0.3),
                            bgcolor="#121821", borderwidth=0,
                            steps=[dict(range=[a, b], color=c) for a, b, c in SENTIMENT_STEPS] if name == "sentiment" else [])))
-        self.gauges = figure_widget(go.Figure(gauges), height=180, uirevision="gauges", margin=dict(l=16, r=16, t=40, b=6))
+        self.gauges = figure_widget(go.Figure(gauges), height=200, uirevision="gauges", margin=dict(l=16, r=16, t=58, b=6))
         self.cards = w.HTML()
         self.grids = {k: w.HTML() for k in ("gainers", "losers", "spikes", "sectors")}
         for k, box in self.grids.items():
@@ -125,7 +125,7 @@ class OverviewView(View):
         titled = [w.VBox([w.HTML(f"<b style='color:{ACCENT}'>{t}</b>"), self.grids[k]], layout=w.Layout(flex="1", min_width="220px"))
                   for k, t in (("gainers", "Top gainers"), ("losers", "Top losers"), ("spikes", f"Volume spikes (≥ {SPIKE_RATIO:g}×)"),
                                ("sectors", "Sectors"))]
-        return w.VBox([self.cards, self.gauges, self.heat_map, w.HBox(titled, layout=w.Layout(gap="10px", flex_flow="row wrap"))])
+        return w.VBox([self.cards, self.gauges, self.heat_map, w.HBox(titled, layout=w.Layout(grid_gap="10px", flex_flow="row wrap"))])
 
     def update(self, force: bool = False) -> bool:
         snap = self.source.snapshot()
@@ -178,8 +178,11 @@ class OverviewView(View):
             g["advancing"].gauge.axis.range = [0, max(b.symbols, 1)]
             g["advancing"].title.text = f"Advancers vs decliners<br><span style='font-size:11px'>{b.advancers} up · " \
                                         f"{b.decliners} down · {b.unchanged} flat</span>"
-            g["above_sma_50"].value = finite(b.pct_above_sma_50)
-            g["above_sma_200"].value = finite(b.pct_above_sma_200)
+            for name, value, label in (("above_sma_50", b.pct_above_sma_50, "% above SMA 50"),
+                                       ("above_sma_200", b.pct_above_sma_200, "% above SMA 200")):
+                g[name].value = finite(value)
+                note = "price above the average" if finite(value) is not None else "no average yet"
+                g[name].title.text = f"{label}<br><span style='font-size:11px'>{note}</span>"
 
     def _cards_html(self) -> str:
         b = self.breadth

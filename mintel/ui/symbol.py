@@ -11,25 +11,23 @@ are warm), so a refresh stays cheap. A typed symbol is only looked up among the 
 from __future__ import annotations
 
 import html
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.indicators import DEFAULT_TZ, is_intraday
+from mintel.analytics.indicators import is_intraday
 from mintel.analytics.momentum import support_resistance
 from mintel.analytics.scan import enrich
-from mintel.errors import DataError
 from mintel.ui.base import View
-from mintel.ui.charts import display_times, figure_widget, gap_breaks, interval_step, segments
+from mintel.ui.charts import display_times, exchange_tz, figure_widget, gap_breaks, interval_step, segments
 from mintel.ui.theme import ACCENT, DOWN, MUTED, UP
 
 SHOWN = {"intraday": 375, "daily": 250}  # bars on the chart: a session of minutes, a year of days
 WARMUP = {"intraday": 100, "daily": 200}  # bars read before them (MACD, SMA 50; SMA 200 on daily)
 LEVELS_PER_SIDE = 3  # nearest support / resistance levels drawn, of those touched at least twice
-MAX_PARTITIONS = 40  # partitions read back at most when looking for a symbol's bars
+MAX_PARTITIONS = 40  # newest partitions read at most for a symbol's bars (a day or a year each) and events (a day each)
 LINES = {"bb_upper": ("BB upper", "#5b6b7c", "dot"), "bb_lower": ("BB lower", "#5b6b7c", "dot"),
          "sma_20": ("SMA 20", "#4aa3df", "solid"), "sma_50": ("SMA 50", ACCENT, "solid"), "sma_200": ("SMA 200", "#c678dd", "solid")}
 EVENT_MARK = {"long": ("triangle-up", UP), "short": ("triangle-down", DOWN)}
@@ -37,20 +35,6 @@ EVENT_MARK = {"long": ("triangle-up", UP), "short": ("triangle-down", DOWN)}
 
 def _kind(interval: str) -> str:
     return "intraday" if is_intraday(interval) else "daily"
-
-
-@lru_cache(maxsize=256)
-def exchange_tz(symbol: str) -> str:
-    """The time zone intraday bars of ``symbol`` are shown in (its exchange's; else the default)."""
-    from mintel import calendar
-    from mintel.universe import bundled_metadata
-
-    meta = bundled_metadata()
-    exchange = meta.loc[meta["symbol"] == symbol, "exchange"]
-    try:
-        return calendar.timezone(exchange.iloc[0]) if len(exchange) and exchange.iloc[0] else DEFAULT_TZ
-    except DataError:
-        return DEFAULT_TZ
 
 
 class PartitionReader:
@@ -141,7 +125,7 @@ class SymbolView(View):
             fig.update_yaxes(title_text=title, title_font=dict(size=10), row=row, col=1)
         self.chart = figure_widget(fig, height=720, hovermode="x unified", bargap=0.1)
         self.traces = {t.name: t for t in self.chart.data}
-        return w.VBox([w.HBox([self.w_symbol, self.w_interval, self.info], layout=w.Layout(align_items="center", gap="10px")),
+        return w.VBox([w.HBox([self.w_symbol, self.w_interval, self.info], layout=w.Layout(align_items="center", grid_gap="10px")),
                        self.chart])
 
     def _on_symbol(self, change) -> None:
@@ -185,14 +169,12 @@ class SymbolView(View):
         symbols = sorted(frame["symbol"].dropna().astype(str).unique().tolist())
         if symbols != self.symbols:
             self.symbols = symbols
-            self.w_symbol.options = symbols
+            self._quietly(self.w_symbol, self._on_symbol, options=symbols)
         intervals = sorted((iv for t, iv in self.source.lake.tables() if t == "bars"), key=interval_step)
-        if list(self.w_interval.options) != intervals:
-            self.w_interval.options = intervals
         if self.interval not in intervals and intervals:
             self.interval = "1m" if "1m" in intervals else intervals[0]
-        if self.w_interval.value != self.interval and self.interval in intervals:
-            self.w_interval.value = self.interval
+        if list(self.w_interval.options) != intervals or (intervals and self.w_interval.value != self.interval):
+            self._quietly(self.w_interval, self._on_interval, options=intervals, value=self.interval if intervals else None)
         if self.symbol is None and symbols:
             requested = self._requested
             self._requested = None
@@ -202,9 +184,17 @@ class SymbolView(View):
                 scored = frame.dropna(subset=["score"]).sort_values(["score", "symbol"], ascending=[False, True])
                 self.symbol = scored["symbol"].iloc[0] if len(scored) else symbols[0]
         if self.symbol is not None and self.w_symbol.value != self.symbol and not self.input_error:
-            self.w_symbol.unobserve(self._on_symbol, "value")
-            self.w_symbol.value = self.symbol
-            self.w_symbol.observe(self._on_symbol, "value")
+            self._quietly(self.w_symbol, self._on_symbol, value=self.symbol)
+
+    @staticmethod
+    def _quietly(widget, handler, **values) -> None:
+        """Set ``widget``'s traits from code without calling its ``handler`` (that is for the user's changes)."""
+        widget.unobserve(handler, "value")
+        try:
+            for name, value in values.items():  # options before value
+                setattr(widget, name, value)
+        finally:
+            widget.observe(handler, "value")
 
     def update(self, force: bool = False) -> bool:
         snap = self.source.snapshot()
@@ -214,8 +204,7 @@ class SymbolView(View):
             return self._draw(force)
         kind = _kind(self.interval)
         bars = self._reader("bars", self.interval).rows(self.symbol, count=SHOWN[kind] + WARMUP[kind])
-        opp_parts = self.source.lake.partitions("opportunities")
-        version = (self.symbol, self.interval, tuple(f.name for f in opp_parts[-1].files()) if opp_parts else ())
+        version = (self.symbol, self.interval, self.source.files_version("opportunities"))
         ohlcv = ["ts", "open", "high", "low", "close", "volume"]
         same = len(bars) == len(self.bars) and (not len(bars) or bars[ohlcv].equals(self.bars[ohlcv]))
         if not force and version == self._version and same:
@@ -225,8 +214,9 @@ class SymbolView(View):
         enriched = enrich(bars, self.interval, exchange_tz(self.symbol)) if len(bars) else bars
         self.shown = enriched.tail(SHOWN[kind]).reset_index(drop=True)
         self.levels = self._levels(enriched)
-        start = self.shown["ts"].iloc[0] if len(self.shown) else None
-        events = self._reader("opportunities", None).rows(self.symbol, start=start) if start is not None else schema.empty_frame("opportunities")
+        events = schema.empty_frame("opportunities")
+        if len(self.shown):
+            events = self._reader("opportunities", None).rows(self.symbol, start=self.shown["ts"].iloc[0])
         self.events = events[events["interval"] == self.interval].reset_index(drop=True)
         self.info.value = self._info_html(snap.frame)
         return self._draw(True)
@@ -260,11 +250,12 @@ class SymbolView(View):
                 xs, ys, text = segments(self.levels[self.levels["kind"] == name], x[0] if len(x) else None,
                                         x[-1] if len(x) else None)
                 t[name].update(x=xs, y=ys, text=text)
+            direction = ev["direction"].fillna("neutral")
+            marks = [EVENT_MARK.get(d, ("circle", ACCENT)) for d in direction]
             t["events"].update(x=ev_x, y=ev["price"].to_numpy(dtype=np.float64),
                                text=[html.escape(f"{k} ({d}, score {sc:.0f}): {m}") for k, d, sc, m in
-                                     zip(ev["kind"], ev["direction"].fillna("neutral"), ev["score"].fillna(0), ev["message"].fillna(""))],
-                               marker=dict(symbol=[EVENT_MARK.get(d, ("circle", ACCENT))[0] for d in ev["direction"]],
-                                           color=[EVENT_MARK.get(d, ("circle", ACCENT))[1] for d in ev["direction"]]))
+                                     zip(ev["kind"], direction, ev["score"].fillna(0), ev["message"].fillna(""))],
+                               marker=dict(symbol=[m[0] for m in marks], color=[m[1] for m in marks]))
             t["volume"].update(x=x, y=col["volume"], marker_color=np.where(up, UP, DOWN))
             t["rsi"].update(x=x, y=col["rsi"])
             t["macd"].update(x=x, y=col["macd"])
