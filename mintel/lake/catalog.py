@@ -231,10 +231,11 @@ class Lake:
 
     # ------------------------------------------------------------------ maintenance
 
-    def compact(self, kind: str | None = None, *, interval: str | None = None, min_files: int = 2):
+    def compact(self, kind: str | None = None, *, interval: str | None = None, min_files: int = 2,
+                tiered: bool = False):
         from mintel.lake.maintenance import compact
 
-        return compact(self, kind=kind, interval=interval, min_files=min_files)
+        return compact(self, kind=kind, interval=interval, min_files=min_files, tiered=tiered)
 
     def retain(self, policy: dict[str, int | None] | None = None, *, now: TimeLike = None):
         from mintel.lake.maintenance import retain

@@ -33,6 +33,7 @@ from mintel.lake.layout import Partition
 log = logging.getLogger(__name__)
 
 INTRADAY_DAYS = 30
+TIER_FAN_IN = 8  # tiered compaction: compacted files a partition being written may hold
 STALE_TMP_S = 600
 
 # Days a partition is kept after it ends; None keeps it forever. Keys: "bars:<interval>",
@@ -63,16 +64,30 @@ class CompactResult:
         return self.rows_before - self.rows_after
 
 
-def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None, min_files: int = 2) -> CompactResult:
-    """Merge the files of each partition that has ``min_files`` or more into one sorted file."""
+def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None, min_files: int = 2,
+            tiered: bool = False) -> CompactResult:
+    """Merge the files of each partition that has ``min_files`` or more into one sorted file.
+
+    ``tiered``: in each table's newest partition (the one being written) merge only the files written
+    since its last compacted file, so the cost follows what was appended, not the partition's size,
+    until it holds ``TIER_FAN_IN`` compacted files (then it is merged whole); older partitions are
+    merged whole as usual (once, when they stop being written). Readers
+    de-duplicate across the files, so the result reads the same; the key is unique in every file and,
+    once the partition is merged whole, in the partition.
+    """
     result = CompactResult()
     targets = [(kind, interval)] if kind is not None else lake.tables()
     for table_name, iv in targets:
         if table_name == "snapshot":
             continue
-        for part in lake.partitions(table_name, iv):
+        parts = lake.partitions(table_name, iv)
+        for part in parts:
             finish_interrupted(part)
             files = part.files()
+            if tiered and part is parts[-1]:
+                since = _since_last_compacted(files)
+                if len(files) - len(since) < TIER_FAN_IN:  # else: merged whole, bounding the file count
+                    files = since
             if len(files) < min_files:
                 continue
             before, after = _compact_partition(lake, part, files)
@@ -88,6 +103,12 @@ def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None,
             result.partitions, result.files_before, result.files_after, result.rows_before, result.rows_after,
         )
     return result
+
+
+def _since_last_compacted(files: list) -> list:
+    """The files written after the last compacted one (files are in write order)."""
+    marks = [i for i, f in enumerate(files) if layout.FILE_RE.match(f.name).group("compacted")]
+    return files[marks[-1] + 1:] if marks else files
 
 
 def _compact_partition(lake: Lake, part: Partition, files: list) -> tuple[int, int]:

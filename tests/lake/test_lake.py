@@ -287,3 +287,47 @@ def test_quarantine_keeps_rejected_rows_with_reason(lake):
     assert q["symbol"].tolist() == ["AAA"] and q["source"].tolist() == ["unit"]
     assert q["row_ts"].iloc[0] == df.loc[2, "ts"]
     assert json.loads(q["payload"].iloc[0])["close"] == -1.0
+
+
+def test_tiered_compaction_merges_only_new_files_of_the_partition_being_written(lake):
+    df = make_bars(("AAA", "BBB", "CCC"), periods=60)  # one day
+    older = df.assign(ts=df["ts"] - pd.Timedelta(days=1))  # the day before, still in pieces
+    for k in range(0, 60, 20):
+        lake.append("bars", older.iloc[k : k + 20])
+    for k in range(0, 90, 10):
+        lake.append("bars", df.iloc[k : k + 10])
+    first = lake.compact(tiered=True)
+    old_part, part = lake.partitions("bars", "1m")
+    assert first.files_before == 3 + 9 and len(old_part.files()) == 1  # the closed day: merged whole
+    [merged] = part.files()
+    for k in range(90, 180, 10):
+        lake.append("bars", df.iloc[k : k + 10])
+    changed = df.iloc[[5, 100]].assign(close=df["low"].iloc[[5, 100]].to_numpy())  # rewrites across the tiers
+    lake.append("bars", changed)
+    before = lake.read_bars(interval="1m")
+    second = lake.compact(tiered=True)
+    assert second.files_before == 10 and second.rows_before == 92  # only what came after the merged file
+    files = part.files()
+    assert len(files) == 2 and files[0] == merged and all(f.name.endswith("-c.parquet") for f in files)
+    after = lake.read_bars(interval="1m")
+    pd.testing.assert_frame_equal(before, after)  # the later write wins across compacted files, no duplicates
+    assert len(after) == 240 and after.set_index(["symbol", "ts"]).index.is_unique
+    assert (after.set_index(["symbol", "ts"]).loc[list(zip(changed["symbol"], changed["ts"])), "close"].to_numpy()
+            == changed["close"].to_numpy()).all()
+    lake.compact()  # a whole merge: one file, the key unique in it
+    assert len(part.files()) == 1
+    pd.testing.assert_frame_equal(lake.read_bars(interval="1m"), after)
+
+
+def test_tiered_compaction_bounds_the_file_count(lake):
+    from mintel.lake.maintenance import TIER_FAN_IN
+
+    df = make_bars(("AAA",), periods=4 * (TIER_FAN_IN + 1))
+    part = None
+    for k in range(TIER_FAN_IN + 1):
+        lake.append("bars", df.iloc[4 * k : 4 * k + 2])
+        lake.append("bars", df.iloc[4 * k + 2 : 4 * k + 4])
+        lake.compact(tiered=True)
+        part = lake.partitions("bars", "1m")[0]
+        assert len(part.files()) == (k + 1 if k < TIER_FAN_IN else 1)
+    pd.testing.assert_frame_equal(lake.read_bars(interval="1m"), lake.read_files("bars", part.files()).to_pandas())
