@@ -65,6 +65,18 @@ class Hits:
     message: Callable[[], list[str]]
     direction: np.ndarray | None = None  # per row, when the detector's direction depends on the bar
 
+    def scores(self) -> np.ndarray:
+        """The score of each row: its factors' points (to the cent), summed."""
+        points = np.round(np.column_stack([self.factors[f] for f in self.factors]).astype(np.float64), 2)
+        return np.round(points.sum(axis=1), 2)
+
+    def subset(self, keep: np.ndarray) -> Hits:
+        """The rows where ``keep`` (a mask over the rows)."""
+        message = self.message
+        return Hits(self.rows[keep], {f: v[keep] for f, v in self.factors.items()}, self.confidence[keep],
+                    lambda: [m for m, k in zip(message(), keep.tolist()) if k],
+                    None if self.direction is None else self.direction[keep])
+
 
 @dataclass(frozen=True)
 class Detector:
@@ -309,7 +321,7 @@ def detect(enriched: pd.DataFrame, kinds: Iterable[str] | str | None = None, las
     ``explain=False`` leaves message and factors null (faster, for the signal lab). Rows are sorted by
     (symbol, ts, kind); ``detected_at`` is ``now`` (null when not given: detection is pure).
     """
-    names = _kinds(kinds)
+    names = kinds_of(kinds)
     missing = [c for c in ("symbol", "ts", "open", "high", "low", "close", "volume") if c not in enriched]
     if missing:
         raise DataError(f"bars: column {', '.join(map(repr, missing))} missing")
@@ -333,10 +345,11 @@ def detect(enriched: pd.DataFrame, kinds: Iterable[str] | str | None = None, las
             parts.append((det, hits))
     if not parts:
         return schema.empty_frame("opportunities")
-    return _rows(p, parts, explain, now)
+    return opportunity_rows(p, parts, explain, now)
 
 
-def _kinds(kinds) -> list[str]:
+def kinds_of(kinds) -> list[str]:
+    """Detector names from a list or a comma-separated string (default: all); DataError on unknown ones."""
     if kinds is None:
         return list(DETECTORS)
     if isinstance(kinds, str):
@@ -348,8 +361,13 @@ def _kinds(kinds) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _rows(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> pd.DataFrame:
-    """The hits as one opportunities frame, built column by column in Arrow, sorted by (symbol, ts, kind)."""
+def opportunity_rows(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> pd.DataFrame:
+    """The hits as one opportunities frame, sorted by (symbol, ts, kind)."""
+    return schema.to_pandas(opportunity_table(p, parts, explain, now))
+
+
+def opportunity_table(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> pa.Table:
+    """The hits as an OPPORTUNITIES table, built column by column in Arrow, sorted by (symbol, ts, kind)."""
     kinds = sorted(d.name for d, _ in parts)
     rows = np.concatenate([h.rows for _, h in parts])
     kind = np.concatenate([np.full(len(h.rows), kinds.index(d.name), np.int32) for d, h in parts])
@@ -393,4 +411,4 @@ def _rows(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> p
         sector,
         pa.nulls(n, schema.TS) if now is None else pa.array(np.full(n, pd.Timestamp(now).as_unit("ns").value), schema.TS),
     ], schema=schema.OPPORTUNITIES)
-    return schema.to_pandas(table)
+    return table

@@ -3,31 +3,58 @@
     bars -> LiveState (day figures, streaming indicators) -> BarWindow (last bars, enriched)
          -> detectors on each updated symbol's last bar -> multi-factor score -> cooldown -> outputs
 
-Pure apart from the clock value passed in: the ingestion service writes what it returns.
+The detectors and the scorer read the window in place (``LivePanel``: arrays, no DataFrame); a
+symbol with a hole in its window (it missed a bar) takes the general ``Panel`` path, which gives the
+same answers at a higher cost. Messages and factor JSON are made only for the opportunities announced
+(and for ``standing`` when someone reads it). Pure apart from the clock value passed in: the
+ingestion service writes what it returns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.detectors import DetectorParams, detect
-from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators, to_utc_ns
+from mintel.analytics.detectors import DETECTORS, DetectorParams, detect, opportunity_table
+from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators
 from mintel.analytics.live import LiveState
-from mintel.analytics.scoring import ScoreWeights, dedupe, score_symbols
+from mintel.analytics.live_panel import LivePanel
+from mintel.analytics.scoring import FACTORS, Cooldown, ScoreWeights, factor_points, factor_values, panel_factors
+from mintel.analytics.window import BarWindow
 
-_NAT = np.iinfo(np.int64).min
+__all__ = ["BarWindow", "CycleOutput", "LiveEngine", "WINDOW_COLUMNS"]
+
 WINDOW_COLUMNS = ("open", "high", "low", "close", "volume", *schema.INDICATORS, "sma_200")
+_SIDES = {"long": 1.0, "short": -1.0}
 
 
-@dataclass
 class CycleOutput:
-    snapshot: pd.DataFrame  # SNAPSHOT rows, one per symbol
-    opportunities: pd.DataFrame  # new (after cooldown) OPPORTUNITIES rows
-    standing: pd.DataFrame  # every detection on this cycle's bars, announced before or not
+    """What a cycle produced: the snapshot (one row per symbol), the new opportunities (after the
+    cooldown) and every detection standing on this cycle's bars (built when first read). The first
+    two are Arrow tables (what the lake writes) with pandas views."""
+
+    def __init__(self, snapshot: pa.Table, opportunities: pa.Table, standing=None) -> None:
+        self.snapshot_table = snapshot
+        self.opportunities_table = opportunities
+        self._standing = standing
+
+    @cached_property
+    def snapshot(self) -> pd.DataFrame:
+        return schema.to_pandas(self.snapshot_table)
+
+    @cached_property
+    def opportunities(self) -> pd.DataFrame:
+        return schema.to_pandas(self.opportunities_table)
+
+    @cached_property
+    def standing(self) -> pd.DataFrame:
+        if self._standing is None:
+            return schema.empty_frame("opportunities")
+        return self._standing() if callable(self._standing) else self._standing
 
 
 class LiveEngine:
@@ -39,13 +66,16 @@ class LiveEngine:
         self.interval = interval
         self.tz = tz
         self.params = params or DetectorParams()
-        self.weights = weights
-        self.cooldown = cooldown
+        self.weights = ScoreWeights.from_config(weights)
+        self.cooldown = Cooldown(cooldown, interval)
         self.universe = universe
         self.sectors = universe.drop_duplicates("symbol").set_index("symbol")["sector"] if universe is not None and "sector" in universe else None
         self.state = LiveState(universe, interval, tz)
-        self.window = BarWindow(self.params.history_bars(year=interval == "1d"), WINDOW_COLUMNS)
-        self.recent = schema.empty_frame("opportunities")  # announced within the cooldown
+        daily = interval.strip().lower() == "1d"
+        self.history = self.params.history_bars(year=daily)
+        self.window = BarWindow(self.history, WINDOW_COLUMNS)
+        self.kinds = [k for k, d in DETECTORS.items() if daily or not d.daily_only]
+        self._sector_of: tuple[pd.Index, np.ndarray | None] | None = None
 
     @classmethod
     def from_history(cls, bars: pd.DataFrame, universe: pd.DataFrame | None, interval: str = "1m", *,
@@ -59,106 +89,139 @@ class LiveEngine:
             enriched = compute_indicators(tail, interval, engine.tz, extra=("sma_200",))
             engine.window.push(enriched.groupby("symbol", sort=False).tail(engine.window.length))
         if recent is not None and len(recent):
-            engine.recent = recent
+            engine.cooldown.seed(recent)
         return engine
-
-    def _horizon(self, newest: pd.Timestamp) -> pd.Timestamp:
-        if isinstance(self.cooldown, str):
-            return newest - 2 * pd.Timedelta(self.cooldown)
-        step = pd.Timedelta(days=1.5) if self.interval == "1d" else pd.Timedelta(self.interval)
-        return newest - 2 * (int(self.cooldown) + 1) * step
 
     def update(self, bars: pd.DataFrame, now: pd.Timestamp) -> CycleOutput:
         """Fold in a cycle's valid bars; return the snapshot, the new opportunities and all standing ones."""
         enriched = self.state.update(bars)
         self.window.push(enriched)
-        snapshot = self.state.snapshot(now).to_pandas()
-        standing = schema.empty_frame("opportunities")
-        if enriched is None or snapshot.empty:
-            return CycleOutput(snapshot, standing, standing)
-        window = self.window.frame()
-        window["interval"] = self.interval
-        updated = set(enriched["symbol"])
-        standing = detect(window, last_only=True, interval=self.interval, params=self.params, now=now, tz=self.tz)
-        standing = standing[standing["symbol"].isin(updated)]
+        symbols, columns = self.state.snapshot_columns(now)
+        if enriched is None or not len(symbols):
+            return CycleOutput(self.state.snapshot_table(symbols, columns), schema.empty("opportunities"))
+        names = self.window.names
+        want = np.zeros(len(names), bool)
+        want[names.get_indexer(pd.unique(enriched["symbol"]))] = True
+        dense = self.window.dense()
+        last = self.window.run > 0  # the newest slot holds a usable bar
+        panel = LivePanel(self.window, self.interval, self.params, want=want, history=self.history, dense=dense,
+                          sectors=self._sectors(names))
+        parts = [(DETECTORS[k], h) for k in self.kinds if len((h := DETECTORS[k].find(panel)).rows)]
+        rows, kinds, sides, scores, origin = _standing_arrays(parts)
+
+        score = np.full(len(names), np.nan)
+        kinds_of = np.full(len(names), None, object)
+        for r, k in _join_kinds(rows, kinds):
+            kinds_of[r] = k
+        r = np.flatnonzero(dense & last)
+        values = panel_factors(panel, r, _signal_values(len(names), rows, sides, scores)[r])
+        score[r] = factor_points(values, self.weights)[0]
+        keep = self.cooldown.admit(names[rows].tolist(), kinds, sides, panel.ts[0]) if len(rows) else np.zeros(0, bool)
+        new = [_new_rows(panel, parts, origin, keep, now)]
+        standing = [lambda: opportunity_table(panel, parts, True, now) if parts else schema.empty("opportunities")]
+
+        holes = np.flatnonzero(~dense & last)  # a hole in the window: the general path
+        if len(holes):
+            hole_standing, hole_new = self._general(holes, want, score, kinds_of, now)
+            new.append(hole_new)
+            standing.append(lambda: schema.conform("opportunities", hole_standing))
+        at = names.get_indexer(symbols)
+        columns["score"], columns["signals"] = score[at], kinds_of[at]
+        snapshot = self.state.snapshot_table(symbols, columns)
+        return CycleOutput(snapshot, _by_symbol(new), lambda: schema.to_pandas(_by_symbol([f() for f in standing])))
+
+    def _general(self, rows: np.ndarray, want: np.ndarray, score: np.ndarray, kinds_of: np.ndarray, now
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Detections, scores and kinds of window ``rows`` through ``detect``/``factor_values`` on a frame."""
+        names = self.window.names
+        frame = self.window.frame(rows)
+        frame["interval"] = self.interval
+        standing = detect(frame, last_only=True, interval=self.interval, params=self.params, now=now, tz=self.tz)
+        standing = standing[want[names.get_indexer(standing["symbol"])]].reset_index(drop=True)
         if len(standing) and self.sectors is not None:
             standing = standing.assign(sector=standing["symbol"].map(self.sectors))
-        scores = score_symbols(window, standing, self.weights, interval=self.interval).set_index("symbol")
-        snapshot["score"] = snapshot["symbol"].map(scores["score"])
-        kinds = standing.groupby("symbol")["kind"].agg(lambda k: ",".join(sorted(set(k)))) if len(standing) else pd.Series(dtype=object)
-        snapshot["signals"] = snapshot["symbol"].map(kinds)
-        new = dedupe(standing, self.recent, self.cooldown, interval=self.interval) if len(standing) else standing
-        if len(new):
-            self.recent = pd.concat([self.recent, new], ignore_index=True)
-        if len(self.recent):  # only what the cooldown can still block
-            self.recent = self.recent[self.recent["ts"] >= self._horizon(enriched["ts"].max())]
-        snapshot = schema.to_pandas(schema.conform("snapshot", snapshot))
-        return CycleOutput(snapshot, new.reset_index(drop=True), standing.reset_index(drop=True))
+        values = factor_values(frame, standing, interval=self.interval)
+        at = names.get_indexer(values["symbol"])
+        score[at] = factor_points({f: values[f].to_numpy(dtype=np.float64) for f in FACTORS}, self.weights)[0]
+        for s, k in standing.groupby("symbol", sort=False)["kind"]:
+            kinds_of[names.get_loc(s)] = ",".join(sorted(set(k)))
+        keep = self.cooldown.admit(standing["symbol"].astype(str).tolist(), standing["kind"].astype(str).tolist(),
+                                   standing["direction"].astype(str).tolist(), standing["ts"].iloc[0]) \
+            if len(standing) else np.zeros(0, bool)
+        return standing, schema.conform("opportunities", standing[keep])
+
+    def _sectors(self, names: pd.Index) -> np.ndarray | None:
+        if self.sectors is None:
+            return None
+        if self._sector_of is None or self._sector_of[0] is not names:
+            self._sector_of = names, self.sectors.reindex(names).astype(object).to_numpy()
+        return self._sector_of[1]
 
 
-class BarWindow:
-    """The last ``length`` bar times of the universe, enriched, as numpy arrays.
+def _standing_arrays(parts: list[tuple]) -> tuple[np.ndarray, list[str], list[str], np.ndarray, np.ndarray]:
+    """(window row, kind, direction, score, (part, hit) of origin) of every hit, sorted by (row, kind) as
+    the opportunity rows are."""
+    if not parts:
+        return np.empty(0, np.int64), [], [], np.empty(0), np.empty((2, 0), np.int64)
+    rows = np.concatenate([h.rows for _, h in parts])
+    kinds = np.concatenate([np.full(len(h.rows), d.name, object) for d, h in parts])
+    sides = np.concatenate([np.full(len(h.rows), d.direction, object) if h.direction is None
+                            else np.asarray(h.direction, object) for d, h in parts])
+    scores = np.concatenate([h.scores() for _, h in parts])
+    origin = np.concatenate([np.vstack([np.full(len(h.rows), i), np.arange(len(h.rows))]) for i, (_, h) in enumerate(parts)],
+                            axis=1)
+    order = np.lexsort((kinds.astype(str), rows))
+    return rows[order], kinds[order].tolist(), sides[order].tolist(), scores[order], origin[:, order]
 
-    Live bars come a minute (a day) at a time for the whole universe, so the window is a ring of
-    ``length`` time slots per symbol; a symbol without a bar in a slot holds NaN there (detectors skip
-    unusable bars). Every slot is written twice, at ``k`` and ``k + length`` of a doubled ring, so the
-    window in time order is always one contiguous slice. Symbols are kept in name order. ``push``
-    stores a cycle's bars (the newest slot's ts again replaces in place: the forming bar); ``frame()``
-    returns the window as one frame sorted by (symbol, ts).
-    """
 
-    def __init__(self, length: int, columns: tuple[str, ...]) -> None:
-        self.length = length
-        self.columns = tuple(columns)
-        self._names = pd.Index([], dtype=object)  # sorted
-        self._slot_ts = np.full(2 * length, _NAT, np.int64)
-        self._pos = -1  # newest slot, 0 <= pos < length
-        self._data = np.full((len(self.columns), 0, 2 * length), np.nan)
+def _signal_values(n: int, rows: np.ndarray, sides: list[str], scores: np.ndarray) -> np.ndarray:
+    """``scoring._signal_values`` per window row from the standing arrays (sorted by row): the net is summed
+    per symbol in row order with pandas' compensated (Kahan) sum, so it equals the groupby's."""
+    net = np.array([_SIDES.get(s, 0.0) for s in sides]) * scores / 100.0
+    total, comp = np.zeros(n), np.zeros(n)
+    seen = np.zeros(n, bool)
+    if len(rows):
+        first = np.r_[True, rows[1:] != rows[:-1]]
+        rank = np.arange(len(rows)) - np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
+        for j in range(int(rank.max()) + 1):
+            at = rank == j
+            r, val = rows[at], net[at]
+            y = val - comp[r]
+            t = total[r] + y
+            c = t - total[r] - y
+            comp[r] = np.where(np.isnan(c), 0.0, c)
+            total[r] = t
+        seen[rows] = True
+    return np.where(seen & np.isfinite(total), 0.5 + 0.5 * np.tanh(np.nan_to_num(total)), 0.5)
 
-    def _rows(self, symbols: np.ndarray) -> np.ndarray:
-        rows = self._names.get_indexer(symbols) if len(self._names) else np.full(len(symbols), -1)
-        if (rows < 0).any():
-            names = self._names.append(pd.Index(pd.unique(symbols[rows < 0]), dtype=object)).sort_values()
-            grown = np.full((len(self.columns), len(names), 2 * self.length), np.nan)
-            if len(self._names):
-                grown[:, names.get_indexer(self._names), :] = self._data
-            self._names, self._data = names, grown
-            rows = names.get_indexer(symbols)
-        return rows.astype(np.int64)
 
-    def push(self, enriched: pd.DataFrame | None) -> None:
-        """Store bars, slot by slot in ts order; a ts older than the newest slot is ignored."""
-        if enriched is None or enriched.empty:
-            return
-        ts = to_utc_ns(enriched["ts"])
-        rows = self._rows(enriched["symbol"].to_numpy(dtype=object))
-        data = np.stack([enriched[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns])
-        w = self.length
-        for t in np.unique(ts):
-            newest = self._slot_ts[self._pos] if self._pos >= 0 else _NAT
-            if t < newest:
-                continue
-            if t > newest:
-                self._pos = (self._pos + 1) % w
-                self._slot_ts[[self._pos, self._pos + w]] = t
-                self._data[:, :, [self._pos, self._pos + w]] = np.nan
-            i = np.flatnonzero(ts == t)
-            self._data[:, rows[i], self._pos] = data[:, i]
-            self._data[:, rows[i], self._pos + w] = data[:, i]
+def _join_kinds(rows: np.ndarray, kinds: list[str]):
+    """(row, "kind,kind") per row with detections (kinds come sorted within a row)."""
+    if not len(rows):
+        return []
+    bounds = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1], True])
+    return [(int(rows[a]), ",".join(kinds[a:b])) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
 
-    def frame(self) -> pd.DataFrame:
-        """The window sorted by (symbol, ts): symbol (categorical, sorted), ts, *columns."""
-        if self._pos < 0:
-            return pd.DataFrame(columns=["symbol", "ts", *self.columns])
-        start = self._pos + 1
-        slots_ts = self._slot_ts[start : start + self.length]
-        have = slots_ts != _NAT
-        first = int(np.argmax(have)) if have.any() else self.length
-        lo = start + first
-        w = self.length - first
-        n = len(self._names)
-        flat = np.ascontiguousarray(self._data[:, :, lo : lo + w]).reshape(len(self.columns), n * w)
-        frame = pd.DataFrame(flat.T, columns=list(self.columns), copy=False)  # one float block, no copy
-        frame.insert(0, "ts", pd.DatetimeIndex(np.tile(self._slot_ts[lo : lo + w], n).view("M8[ns]"), tz="UTC"))
-        frame.insert(0, "symbol", pd.Categorical.from_codes(np.repeat(np.arange(n), w), categories=self._names))
-        return frame
+
+def _new_rows(panel: LivePanel, parts: list[tuple], origin: np.ndarray, keep: np.ndarray, now) -> pd.DataFrame:
+    """The opportunity rows of the hits the cooldown let through (``keep``, in standing order)."""
+    if not keep.any():
+        return schema.empty("opportunities")
+    admitted = []
+    for i, (det, hits) in enumerate(parts):
+        mask = np.zeros(len(hits.rows), bool)
+        mask[origin[1][keep & (origin[0] == i)]] = True
+        if mask.any():
+            admitted.append((det, hits.subset(mask)))
+    return opportunity_table(panel, admitted, True, now)
+
+
+def _by_symbol(tables: list[pa.Table]) -> pa.Table:
+    """OPPORTUNITIES tables as one, sorted by symbol (each is sorted by (symbol, ts, kind) already)."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty("opportunities")
+    if len(tables) == 1:
+        return tables[0]
+    order = np.argsort(pa.concat_tables(tables).column("symbol").to_numpy(zero_copy_only=False).astype(str), kind="stable")
+    return pa.concat_tables(tables).take(pa.array(order))

@@ -148,37 +148,65 @@ class LiveState:
 
     def snapshot(self, now: pd.Timestamp | None = None) -> pa.Table:
         """One row per symbol that has a bar, in the SNAPSHOT schema, sorted by symbol."""
+        return self.snapshot_table(*self.snapshot_columns(now))
+
+    def snapshot_columns(self, now: pd.Timestamp | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(symbols, SNAPSHOT columns as arrays) of the symbols that have a bar, sorted by symbol; the
+        caller may add columns (score, signals) before ``snapshot_table``."""
         n = self.symbols.size
         have = self.ts[:n] != _NAT
         names = np.asarray(self.symbols, dtype=object)
         order = np.argsort(names[have], kind="stable")
         sel = np.flatnonzero(have)[order]
+        symbols = names[sel]
         values = self.indicators.values()
-        cols: dict[str, object] = {"symbol": names[sel]}
+        cols: dict[str, np.ndarray] = {}
         if self.meta is not None:
-            meta = self.meta.reindex(names[sel])
-            cols["name"] = meta["name"].to_numpy(dtype=object) if "name" in meta else None
-            cols["sector"] = meta["sector"].to_numpy(dtype=object) if "sector" in meta else None
+            for c in ("name", "sector"):
+                if c in self.meta:
+                    cols[c] = self._meta_column(c, symbols)
         price = self.close[sel]
         base = np.where(np.isfinite(self.prev_close[sel]), self.prev_close[sel], self.open[sel])
         cols.update(
-            interval=np.full(len(sel), self.interval, object),
-            ts=pd.DatetimeIndex(self.ts[sel].view("M8[ns]"), tz="UTC"),
+            interval=np.full(len(sel), self.interval, object), ts=self.ts[sel],
             price=price, open=self.open[sel], high=self.high[sel], low=self.low[sel],
             prev_close=self.prev_close[sel], change_pct=(price / base - 1.0) * 100.0,
             volume=self.volume[sel], day_volume=self.day_volume[sel], source=self.source[sel],
         )
-        for c in schema.INDICATORS:
+        for c in (*schema.INDICATORS, "sma_200"):
             cols[c] = values[c].to_numpy()[sel]
         with np.errstate(invalid="ignore", divide="ignore"):
             width = cols["bb_upper"] - cols["bb_lower"]
             cols["bb_pct_b"] = np.where(width > 0, (price - cols["bb_lower"]) / width, np.nan)
             cols["dist_sma_50_pct"] = (price / cols["sma_50"] - 1.0) * 100.0
-        cols["sma_200"] = values["sma_200"].to_numpy()[sel]
         now = now if now is not None else pd.Timestamp.now(tz="UTC")
-        cols["updated_at"] = pd.DatetimeIndex([now] * len(sel))
-        frame = pd.DataFrame({k: v for k, v in cols.items() if v is not None})
-        return schema.conform("snapshot", frame)
+        cols["updated_at"] = np.full(len(sel), pd.Timestamp(now).as_unit("ns").value, np.int64)
+        return symbols, cols
+
+    def _meta_column(self, column: str, symbols: np.ndarray) -> np.ndarray:
+        """Universe metadata of ``symbols``, cached while the symbols stay the same."""
+        cache = self.__dict__.setdefault("_meta_cache", {})
+        cached = cache.get(column)
+        if cached is None or len(cached[0]) != len(symbols) or not (cached[0] == symbols).all():
+            cached = cache[column] = symbols, self.meta[column].reindex(symbols).astype(object).to_numpy()
+        return cached[1]
+
+    @staticmethod
+    def snapshot_table(symbols: np.ndarray, columns: dict[str, np.ndarray]) -> pa.Table:
+        """The SNAPSHOT table of ``snapshot_columns`` (ts columns as UTC ns; missing columns null)."""
+        n = len(symbols)
+        arrays = []
+        for field in schema.SNAPSHOT:
+            v = symbols if field.name == "symbol" else columns.get(field.name)
+            if v is None:
+                arrays.append(pa.nulls(n, field.type))
+            elif pa.types.is_timestamp(field.type):
+                arrays.append(pa.array(np.asarray(v, np.int64), pa.int64()).cast(field.type) if n else pa.array([], field.type))
+            elif pa.types.is_string(field.type):
+                arrays.append(pa.array(v, pa.string(), from_pandas=True))
+            else:
+                arrays.append(pa.array(v, field.type, from_pandas=True))
+        return pa.Table.from_arrays(arrays, schema=schema.SNAPSHOT)
 
 
 class _NoIndicators:

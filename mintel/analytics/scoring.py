@@ -255,3 +255,38 @@ def _clock(interval: str, cooldown) -> tuple:
     if pd.isna(gap) or gap < pd.Timedelta(0):
         raise DataError(f"cooldown {cooldown!r}: must be a duration >= 0")
     return (lambda ts: to_utc_ns(ts) / 1e9), gap.value / 1e9
+
+
+class Cooldown:
+    """``dedupe``'s rule as state for a stream: the latest announced position of each (symbol, kind, direction).
+
+    ``admit`` keeps the rows of one bar time that no announcement with their key blocks (within the
+    cooldown before, or at the same time) and records them; live bar times only move forward, so the
+    latest announcement per key is all the rule needs.
+    """
+
+    def __init__(self, cooldown: int | str | pd.Timedelta = 5, interval: str = "1d") -> None:
+        self.position, self.gap = _clock(interval, cooldown)
+        self._last: dict[tuple[str, str, str], float] = {}
+
+    def seed(self, announced: pd.DataFrame) -> None:
+        """Take in announcements made before (the lake's opportunities)."""
+        if announced is None or announced.empty:
+            return
+        pos = self.position(announced["ts"])
+        for key, p in zip(zip(announced["symbol"].astype(str), announced["kind"].astype(str),
+                              announced["direction"].astype(str)), pos.tolist()):
+            if p > self._last.get(key, -np.inf):
+                self._last[key] = p
+
+    def admit(self, symbols: list[str], kinds: list[str], directions: list[str], ts) -> np.ndarray:
+        """Which of these rows (all at bar time ``ts``) to announce; they are recorded as announced."""
+        now = float(self.position(pd.DatetimeIndex([ts]))[0])
+        last, gap = self._last, self.gap
+        keep = np.zeros(len(symbols), bool)
+        for i, key in enumerate(zip(symbols, kinds, directions)):
+            before = last.get(key)
+            if before is None or not (now - before < gap or now == before):
+                keep[i] = True
+                last[key] = now
+        return keep

@@ -97,7 +97,9 @@ class IngestService:
         written, quarantined, newest = self.process(bars)
         t2 = time.perf_counter()
         if self.settings.compact_every and self.cycle_no % self.settings.compact_every == 0:
-            self.lake.compact()  # bounds the file count of every table; untouched partitions are skipped
+            # Bounds the file count: the partitions being written merge only their new files (cheap);
+            # a partition merges whole once, after it stops being written.
+            self.lake.compact(tiered=True)
         t3 = time.perf_counter()
         report = CycleReport(
             cycle=self.cycle_no, market_ts=newest, symbols=int(bars["symbol"].nunique()) if len(bars) else 0,
@@ -147,9 +149,9 @@ class IngestService:
             newest = good["ts"].max()
             self.next_ts = newest + pd.Timedelta(self.interval)
             out = self.engine.update(good, pd.Timestamp.now(tz="UTC"))
-            if len(out.opportunities):
-                self.lake.append("opportunities", out.opportunities)
-            self.lake.write_snapshot(out.snapshot)
+            if out.opportunities_table.num_rows:
+                self.lake.append("opportunities", out.opportunities_table)
+            self.lake.write_snapshot(out.snapshot_table)
             self.last_output = out
         return written, quarantined, newest
 

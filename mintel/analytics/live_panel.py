@@ -1,0 +1,236 @@
+"""The detectors' panel read straight from the live window's arrays: each symbol's last bar, no DataFrame.
+
+``Panel`` (panel.py) lays every usable bar of a frame end to end and computes its windows over all
+of them; on the live path only each symbol's last bar is wanted, so ``LivePanel`` evaluates the same
+quantities at that bar alone, from the ``BarWindow``'s (symbols x slots) matrix: a lag is one column,
+a channel one max over a few columns, a pivot a handful of shifted comparisons. The sums and extrema
+are taken in the ``Panel``'s order, so every value is the one ``Panel(..., last_only=True)`` gives,
+bit for bit, and the detectors and the scorer run on it unchanged.
+
+It covers the symbols whose usable bars are the window's last slots without a hole (``run``
+consecutive usable slots ending at the newest, and no usable bar before them): the live case. A
+symbol that missed a slot is left to the ``Panel`` path by the engine (``dense`` says which).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mintel.analytics import momentum as mo
+from mintel.analytics.panel import NEEDED, DivergenceHits, Panel
+
+if TYPE_CHECKING:
+    from mintel.analytics.detectors import DetectorParams
+    from mintel.analytics.engine import BarWindow
+
+_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+class LivePanel(Panel):
+    """Each window symbol's last bar (row i = symbol i of the window), ``wanted`` where ``want`` and dense.
+
+    ``history``: usable bars a detection may read (``DetectorParams.history_bars``), as ``Panel``'s tail;
+    ``sectors``: each window symbol's sector for the opportunity rows.
+    """
+
+    def __init__(self, window: BarWindow, interval: str, params: DetectorParams, *, want: np.ndarray,
+                 history: int, dense: np.ndarray, sectors: np.ndarray | None = None):
+        self.interval, self.params, self.last_only = interval, params, True
+        self.daily = interval.strip().lower() == "1d"
+        self.unit = "day" if self.daily else ("week" if interval.strip().lower() in ("1w", "1wk") else "bar")
+        self._m, slot_ts = window.view()
+        self._col = {c: j for j, c in enumerate(window.columns)}
+        n, width = self._m.shape[1], self._m.shape[2]
+        self.width = width
+        self.names = np.asarray(window.names, dtype=object)
+        self.code = np.arange(n)
+        self.ts = np.full(n, slot_ts[-1] if width else np.iinfo(np.int64).min, np.int64)
+        self.run = np.minimum(window.run, width)  # usable bars of each symbol: the last `run` slots
+        self.bars = np.minimum(self.run, history)  # the Panel's tail
+        self.wanted = want & dense & (self.run > 0)
+        self.dense = dense
+        self._sectors = sectors  # per window symbol, when known
+        self.o, self.h, self.l, self.c, self.v = (self._last(c) for c in _PRICE_COLUMNS)
+        self.ind = {c: self._last(c) for c in (*NEEDED, "sma_200") if c in self._col}
+
+    # -- the window
+
+    def _last(self, name: str) -> np.ndarray:
+        return self._m[self._col[name], :, -1] if self.width else np.full(len(self.names), np.nan)
+
+    def recent(self, name: str, depth: int, bars: np.ndarray | None = None) -> np.ndarray:
+        """(symbols, ``depth``): column ``name`` over the last ``depth`` slots, oldest first; NaN before each
+        symbol's first usable bar of ``bars`` (default: the tail)."""
+        bars = self.bars if bars is None else bars
+        if depth > self.width:
+            pad = np.full((len(self.names), depth - self.width), np.nan)
+            return np.concatenate([pad, self.recent(name, self.width, bars)], axis=1)
+        block = self._m[self._col[name], :, self.width - depth:]
+        short = bars < depth
+        if short.any():
+            block = np.where(np.arange(depth) >= (depth - bars)[:, None], block, np.nan)
+        return block
+
+    def lag(self, name: str, k: int) -> np.ndarray:
+        if k == 0:
+            return self.column(name).copy()
+        if k >= self.width:
+            return np.full(len(self.names), np.nan)
+        a = self._m[self._col[name], :, -1 - k]
+        return np.where(self.bars > k, a, np.nan)
+
+    def crosses(self, fast: str, slow: str) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.ind[fast], self.ind[slow]
+        pa, pb = self.lag(fast, 1), self.lag(slow, 1)
+        with np.errstate(invalid="ignore"):
+            return (a > b) & (pa <= pb), (a < b) & (pa >= pb)
+
+    def sectors(self, r: np.ndarray) -> np.ndarray | None:
+        return None if self._sectors is None else self._sectors[r]
+
+    # -- shared derived values, at each symbol's last bar
+
+    @cached_property
+    def sym(self) -> np.ndarray:
+        return self.names
+
+    @cached_property
+    def prev_close(self) -> np.ndarray:
+        return self.lag("close", 1)
+
+    @cached_property
+    def volume_z(self) -> np.ndarray:
+        window = self.params.volume_window
+        lv = np.log1p(np.clip(self.recent("volume", window + 1), 0, None))
+        s1, s2 = lv[:, 0].copy(), lv[:, 0] * lv[:, 0]  # summed left to right, as Groups.window_sum
+        for j in range(1, window):
+            s1 += lv[:, j]
+            s2 += lv[:, j] * lv[:, j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s1 / window
+            var = np.maximum(s2 - s1 * mean, 0.0) / (window - 1)
+            std = np.sqrt(var)
+            z = np.where(std > 1e-6, (lv[:, -1] - mean) / std, np.nan)
+        return np.where(self.bars > window, z, np.nan)
+
+    def channel(self, window: int) -> tuple[np.ndarray, np.ndarray]:
+        key = f"_channel_{window}"
+        if key not in self.__dict__:
+            n = len(self.names)
+            if window + 1 > self.width:
+                self.__dict__[key] = np.full(n, np.nan), np.full(n, np.nan)
+            else:
+                ok = self.bars > window
+                with np.errstate(invalid="ignore"):
+                    hi = self._m[self._col["high"], :, -1 - window:-1].max(axis=1)
+                    lo = self._m[self._col["low"], :, -1 - window:-1].min(axis=1)
+                self.__dict__[key] = np.where(ok, hi, np.nan), np.where(ok, lo, np.nan)
+        return self.__dict__[key]
+
+    def range_hilo(self, r: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from mintel.analytics.detectors import DetectorParams
+
+        bars = np.minimum(self.run, min(window, DetectorParams().history_bars()))  # the scorer's panel tail
+        depth = min(window, self.width)
+        with np.errstate(invalid="ignore"):
+            hi = np.nanmax(self.recent("high", depth, bars)[r], axis=1) if len(r) else np.empty(0)
+            lo = np.nanmin(self.recent("low", depth, bars)[r], axis=1) if len(r) else np.empty(0)
+        return hi, lo, bars[r]
+
+    @cached_property
+    def swings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(swing highs, swing lows) over the last ``span`` slots (``mo.pivots``' test, at each slot)."""
+        k, span = self.params.pivot_k, self._pivot_span
+        hm, lm = self.recent("high", span), self.recent("low", span)
+        return _pivots(hm, k, np.maximum), _pivots(lm, k, np.minimum)
+
+    @cached_property
+    def _pivot_span(self) -> int:
+        p = self.params
+        return min(self.width, max(p.level_lookback, p.divergence_max_bars + p.pivot_k) + p.pivot_k + 1)
+
+    @cached_property
+    def levels(self) -> dict[str, mo.LevelHits]:
+        p, span = self.params, self._pivot_span
+        k = p.pivot_k
+        is_hi, is_lo = self.swings
+        tol = p.level_tol_atr * self.ind["atr"]
+        closes = self.recent("close", p.level_hold + 1)[:, :-1]
+        with np.errstate(invalid="ignore"):
+            ok = self.bars > p.level_hold
+            floor = np.where(ok, closes.min(axis=1), np.nan)
+            ceiling = np.where(ok, closes.max(axis=1), np.nan)
+        # Known pivots: confirmed before the last bar (slot <= last - k - 1), within the lookback.
+        first = max(span - 1 - p.level_lookback, 0)
+        known = slice(first, span - k - 1)
+        sup = _recent_prices(is_lo[:, known], self.recent("low", span)[:, known], p.level_count)
+        res = _recent_prices(is_hi[:, known], self.recent("high", span)[:, known], p.level_count)
+        out = {}
+        for name, (maybe, test) in mo.level_tests(self.o, self.h, self.l, self.c, tol, floor, ceiling).items():
+            rows = np.flatnonzero(maybe & self.wanted)
+            levels = (sup if name.startswith("support") else res)[rows]
+            out[name] = mo.strongest_level(levels, rows, test, tol, self.c, p.min_touches)
+        return out
+
+    @cached_property
+    def divergences(self) -> tuple[DivergenceHits, DivergenceHits]:
+        p, span = self.params, self._pivot_span
+        k = p.pivot_k
+        is_hi, is_lo = self.swings
+        rsi = self.recent("rsi", span)
+        atr = self.recent("atr", k + 1)[:, 0]
+        close = self.recent("close", k + 1)[:, 0]
+        out = []
+        cur = span - 1 - k  # the pivot a divergence on the last bar confirms
+        if cur - max(cur - p.divergence_max_bars, 0) < max(p.divergence_min_bars, 1):
+            none = np.empty(0, np.int64), *(np.empty(0) for _ in range(6))
+            return DivergenceHits(*none), DivergenceHits(*none)
+        for mask, price, side in ((is_lo, self.recent("low", span), -1), (is_hi, self.recent("high", span), 1)):
+            # the pivot before it: the latest one, when within max_bars (an older one cannot qualify)
+            lo = max(cur - p.divergence_max_bars, 0)
+            before = mask[:, lo:cur]
+            has = before.any(axis=1)
+            prev = lo + before.shape[1] - 1 - np.argmax(before[:, ::-1], axis=1)
+            i = np.arange(len(self.names))
+            rc, rp, pc_, pp = rsi[:, cur], rsi[i, prev], price[:, cur], price[i, prev]
+            with np.errstate(invalid="ignore"):
+                ok = self.wanted & mask[:, cur] & has & (cur - prev >= p.divergence_min_bars)
+                ok &= (side * (pc_ - pp) > 0) & (side * (rc - rp) < 0) & (side * (rc - 50.0) > 0)
+            r = np.flatnonzero(ok)
+            out.append(DivergenceHits(r, rc[r], rp[r], pc_[r], pp[r], atr[r], close[r]))
+        return out[0], out[1]
+
+
+def _pivots(a: np.ndarray, k: int, f) -> np.ndarray:
+    """Pivot flags of (symbols, slots) ``a`` (highs with ``np.maximum``, lows with ``np.minimum``): beyond
+    the ``k`` slots before (strictly) and not beyond the ``k`` after; False where either side is missing."""
+    n, span = a.shape
+    out = np.zeros((n, span), bool)
+    if span < 2 * k + 1:
+        return out
+    m = span - 2 * k
+    before = a[:, 0:m].copy()
+    after = a[:, k + 1:k + 1 + m].copy()
+    for j in range(1, k):
+        f(before, a[:, j:j + m], out=before)
+        f(after, a[:, k + 1 + j:k + 1 + j + m], out=after)
+    mid = a[:, k:k + m]
+    with np.errstate(invalid="ignore"):
+        if f is np.maximum:
+            out[:, k:k + m] = (mid > before) & (mid >= after)
+        else:
+            out[:, k:k + m] = (mid < before) & (mid <= after)
+    return out
+
+
+def _recent_prices(mask: np.ndarray, price: np.ndarray, count: int) -> np.ndarray:
+    """(symbols, count): the prices at the ``count`` most recent True slots of each row, most recent first."""
+    n = mask.shape[0]
+    out = np.full((n, count), np.nan)
+    rank = np.cumsum(mask[:, ::-1], axis=1)[:, ::-1]  # pivots at or after each slot
+    rows, cols = np.nonzero(mask & (rank <= count))
+    out[rows, rank[rows, cols] - 1] = price[rows, cols]
+    return out

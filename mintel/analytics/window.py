@@ -1,0 +1,118 @@
+"""The live window: the last bars of the universe, enriched, as one (symbols x slots) array per column.
+
+Live bars come a minute (a day) at a time for the whole universe, so the window is a ring of time
+slots per symbol; the engine's detectors read it in place (``LivePanel``) and ``frame()`` gives it
+as a frame for the general path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mintel.analytics.indicators import to_utc_ns
+
+_NAT = np.iinfo(np.int64).min
+_USABLE = ("open", "high", "low", "close", "volume")  # a bar the detectors can use has them all finite
+
+
+class BarWindow:
+    """The last ``length`` bar times of the universe, enriched, as numpy arrays.
+
+    A symbol without a bar in a slot holds NaN there (detectors skip unusable bars). Every slot is
+    written twice, at ``k`` and ``k + length`` of a doubled ring, so the window in time order is always
+    one contiguous slice (``view()``). Symbols are kept in name order. ``push`` stores a cycle's bars
+    (the newest slot's ts again replaces in place: the forming bar). ``run`` counts, per symbol, the
+    consecutive usable slots ending at the newest one.
+    """
+
+    def __init__(self, length: int, columns: tuple[str, ...]) -> None:
+        self.length = length
+        self.columns = tuple(columns)
+        self._names = pd.Index([], dtype=object)  # sorted
+        self._slot_ts = np.full(2 * length, _NAT, np.int64)
+        self._pos = -1  # newest slot, 0 <= pos < length
+        self._data = np.full((len(self.columns), 0, 2 * length), np.nan)
+        self.run = np.zeros(0, np.int64)
+        self._run_before = np.zeros(0, np.int64)  # run as of the slot before the newest
+        self._usable = [self.columns.index(c) for c in _USABLE if c in self.columns]
+
+    @property
+    def names(self) -> pd.Index:
+        """The symbols, in row order (sorted)."""
+        return self._names
+
+    def _rows(self, symbols: np.ndarray) -> np.ndarray:
+        rows = self._names.get_indexer(symbols) if len(self._names) else np.full(len(symbols), -1)
+        if (rows < 0).any():
+            names = self._names.append(pd.Index(pd.unique(symbols[rows < 0]), dtype=object)).sort_values()
+            grown = np.full((len(self.columns), len(names), 2 * self.length), np.nan)
+            at = names.get_indexer(self._names)
+            run, before = np.zeros(len(names), np.int64), np.zeros(len(names), np.int64)
+            if len(self._names):
+                grown[:, at, :] = self._data
+                run[at], before[at] = self.run, self._run_before
+            self._names, self._data, self.run, self._run_before = names, grown, run, before
+            rows = names.get_indexer(symbols)
+        return rows.astype(np.int64)
+
+    def push(self, enriched: pd.DataFrame | None) -> None:
+        """Store bars, slot by slot in ts order; a ts older than the newest slot is ignored."""
+        if enriched is None or enriched.empty:
+            return
+        ts = to_utc_ns(enriched["ts"])
+        rows = self._rows(enriched["symbol"].to_numpy(dtype=object))
+        data = np.stack([enriched[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns])
+        usable = np.isfinite(data[self._usable]).all(axis=0)
+        w = self.length
+        for t in np.unique(ts):
+            newest = self._slot_ts[self._pos] if self._pos >= 0 else _NAT
+            if t < newest:
+                continue
+            if t > newest:
+                self._pos = (self._pos + 1) % w
+                self._slot_ts[[self._pos, self._pos + w]] = t
+                self._data[:, :, [self._pos, self._pos + w]] = np.nan
+                self._run_before = self.run
+                self.run = np.zeros(len(self._names), np.int64)
+            i = np.flatnonzero(ts == t)
+            self._data[:, rows[i], self._pos] = data[:, i]
+            self._data[:, rows[i], self._pos + w] = data[:, i]
+            self.run[rows[i]] = np.where(usable[i], np.minimum(self._run_before[rows[i]] + 1, w), 0)
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        """(columns x symbols x slots, slot ts): the filled slots in time order, a view of the ring."""
+        if self._pos < 0:
+            return self._data[:, :, :0], self._slot_ts[:0]
+        start = self._pos + 1
+        have = self._slot_ts[start : start + self.length] != _NAT
+        lo = start + int(np.argmax(have))
+        return self._data[:, :, lo : start + self.length], self._slot_ts[lo : start + self.length]
+
+    def dense(self) -> np.ndarray:
+        """Per symbol: its usable bars in the window are its last ``run`` slots (no hole before them)."""
+        data, _ = self.view()
+        width = data.shape[2]
+        out = self.run >= width
+        check = np.flatnonzero(~out & (self.run > 0))
+        if len(check):  # any usable bar before the run?
+            before = np.isfinite(data[self._usable][:, check, :]).all(axis=0)
+            before &= np.arange(width) < (width - self.run[check])[:, None]
+            out[check] = ~before.any(axis=1)
+        return out
+
+    def frame(self, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The window (of symbol ``rows``, default all) sorted by (symbol, ts): symbol (categorical,
+        sorted), ts, *columns."""
+        if self._pos < 0:
+            return pd.DataFrame(columns=["symbol", "ts", *self.columns])
+        data, slot_ts = self.view()
+        w = data.shape[2]
+        rows = np.arange(len(self._names)) if rows is None else np.asarray(rows, dtype=np.int64)
+        n = len(rows)
+        flat = np.ascontiguousarray(data[:, rows, :]).reshape(len(self.columns), n * w)
+        frame = pd.DataFrame(flat.T, columns=list(self.columns), copy=False)  # one float block, no copy
+        frame.insert(0, "ts", pd.DatetimeIndex(np.tile(slot_ts, n).view("M8[ns]"), tz="UTC"))
+        names = self._names[rows]
+        frame.insert(0, "symbol", pd.Categorical.from_codes(np.repeat(np.arange(n), w), categories=names))
+        return frame

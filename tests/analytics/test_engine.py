@@ -1,0 +1,112 @@
+"""The live engine's fast path (detectors and scorer on the window's arrays, keyed cooldown) against the
+general one it replaces: ``detect(window, last_only=True)``, ``score_symbols`` and ``dedupe`` over the
+same window, cycle after cycle, on simulated and random bars with holes, late symbols and forming bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+from mintel.analytics.detectors import detect
+from mintel.analytics.engine import LiveEngine
+from mintel.analytics.scoring import dedupe, score_symbols
+from mintel.providers.sim import SimClock, SimMarket
+
+
+def reference(engine: LiveEngine, bars: pd.DataFrame, now, recent: pd.DataFrame):
+    """What the engine gave before the fast path: (standing, new, scores by symbol, signals by symbol)."""
+    window = engine.window.frame()
+    window["interval"] = engine.interval
+    standing = detect(window, last_only=True, interval=engine.interval, params=engine.params, now=now, tz=engine.tz)
+    standing = standing[standing["symbol"].isin(set(bars["symbol"]))]
+    if len(standing) and engine.sectors is not None:
+        standing = standing.assign(sector=standing["symbol"].map(engine.sectors))
+    scores = score_symbols(window, standing, engine.weights, interval=engine.interval).set_index("symbol")["score"]
+    signals = standing.groupby("symbol")["kind"].agg(lambda k: ",".join(sorted(set(k)))) if len(standing) else pd.Series(dtype=object)
+    new = dedupe(standing, recent, 15, interval=engine.interval) if len(standing) else standing
+    return standing.reset_index(drop=True), new.reset_index(drop=True), scores, signals
+
+
+def check_cycle(engine: LiveEngine, bars: pd.DataFrame, recent: pd.DataFrame, now) -> pd.DataFrame:
+    out = engine.update(bars, now)
+    standing, new, scores, signals = reference(engine, bars, now, recent)
+    assert_frame_equal(out.standing.reset_index(drop=True), standing, check_exact=False, rtol=1e-9)
+    assert_frame_equal(out.opportunities, new, check_exact=False, rtol=1e-9)
+    snap = out.snapshot.set_index("symbol")
+    want = scores.reindex(snap.index)
+    np.testing.assert_allclose(snap["score"].to_numpy(), want.to_numpy(dtype=float), rtol=1e-9, equal_nan=True)
+    got_signals = snap["signals"].dropna().to_dict()
+    assert got_signals == signals.to_dict()
+    return pd.concat([recent, new], ignore_index=True) if len(new) else recent
+
+
+def holes(bars: pd.DataFrame, rate: float, seed: int) -> pd.DataFrame:
+    """Drop a share of the bars (a symbol missing a minute)."""
+    rng = np.random.default_rng(seed)
+    return bars[rng.random(len(bars)) >= rate]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_intraday_cycles_equal_the_general_path(seed):
+    uni = pd.DataFrame({"symbol": [f"S{i:03d}" for i in range(40)], "sector": [f"Sec{i % 4}" for i in range(40)]})
+    m = SimMarket(uni, seed=seed, clock=SimClock("NSE", "2026-11-23"))
+    m.clock.advance(375 + 150)
+    history = m.bars()
+    late = {"S038", "S039"}  # symbols that join the window late
+    history = holes(history[~history["symbol"].isin(late)], 0.01, seed)
+    engine = LiveEngine.from_history(history, uni, "1m", cooldown=15)
+    recent = pd.DataFrame(columns=["ts", "symbol", "kind", "direction"])
+    rng = np.random.default_rng(seed)
+    for step in range(45):
+        m.clock.advance(1)
+        now = m.clock.now
+        bars = m.bars(start=now - pd.Timedelta("1min"))
+        bars = holes(bars[bars["ts"] == bars["ts"].max()], 0.03, seed + step)
+        if step < 20:
+            bars = bars[~bars["symbol"].isin(late)]
+        if step % 9 == 4:  # a forming bar first, then the finished one
+            forming = bars.assign(close=bars["open"], high=bars[["open", "high"]].max(axis=1), volume=bars["volume"] / 2)
+            forming["low"] = forming[["open", "low"]].min(axis=1)
+            recent = check_cycle(engine, forming, recent, now)
+        if rng.random() < 0.1:  # an invalid bar: unusable for the detectors
+            bars = bars.copy()
+            bars.loc[bars.index[0], "volume"] = np.nan
+        recent = check_cycle(engine, bars, recent, now)
+    assert len(recent) > 20  # the comparison saw announcements
+
+
+def test_daily_cycles_with_52_week_detectors_equal_the_general_path():
+    uni = pd.DataFrame({"symbol": [f"D{i:03d}" for i in range(30)], "sector": "Any"})
+    m = SimMarket(uni, seed=5, clock=SimClock("NSE", "2026-10-30"))
+    daily = m.daily_history(330).sort_values(["ts", "symbol"])
+    days = sorted(daily["ts"].unique())
+    engine = LiveEngine.from_history(daily[daily["ts"] < days[-25]], uni, "1d", cooldown=15)
+    recent = pd.DataFrame(columns=["ts", "symbol", "kind", "direction"])
+    for k, day in enumerate(days[-25:]):
+        bars = holes(daily[daily["ts"] == day], 0.05, k)
+        recent = check_cycle(engine, bars, recent, pd.Timestamp(day) + pd.Timedelta(hours=12))
+
+
+def test_random_walks_with_jumps_equal_the_general_path():
+    """Trends, jumps and volume bursts, so that channel, gap, level and divergence detectors fire."""
+    rng = np.random.default_rng(11)
+    n_sym, n_bars = 30, 260
+    ts = pd.date_range("2026-11-24 03:45", periods=n_bars, freq="1min", tz="UTC")
+    steps = rng.normal(0, 0.002, (n_sym, n_bars)) + np.where(rng.random((n_sym, n_bars)) < 0.02, rng.normal(0, 0.03, (n_sym, n_bars)), 0)
+    close = 100 * np.exp(np.cumsum(steps, axis=1) + 0.1 * np.sin(np.arange(n_bars) / 9.0))
+    open_ = np.c_[close[:, :1], close[:, :-1]] * (1 + np.where(rng.random((n_sym, n_bars)) < 0.02, rng.normal(0, 0.02, (n_sym, n_bars)), 0))
+    spread = rng.uniform(0.0005, 0.004, (n_sym, n_bars)) * close
+    volume = rng.lognormal(8, 0.4, (n_sym, n_bars)) * np.where(rng.random((n_sym, n_bars)) < 0.03, 6.0, 1.0)
+    bars = pd.DataFrame({
+        "interval": "1m", "symbol": np.repeat([f"R{i:02d}" for i in range(n_sym)], n_bars), "ts": np.tile(ts, n_sym),
+        "open": open_.ravel(), "high": np.maximum(open_, close).ravel() + spread.ravel(),
+        "low": np.minimum(open_, close).ravel() - spread.ravel(), "close": close.ravel(), "volume": volume.ravel(),
+        "source": "t",
+    })
+    engine = LiveEngine.from_history(bars[bars["ts"] < ts[200]], None, "1m", cooldown=15)
+    recent = pd.DataFrame(columns=["ts", "symbol", "kind", "direction"])
+    for t in ts[200:]:
+        recent = check_cycle(engine, holes(bars[bars["ts"] == t], 0.02, int(t.minute)), recent, t)
+    assert len(recent) > 10
