@@ -102,3 +102,15 @@ def segments(levels: pd.DataFrame, x0, x1) -> tuple[list, list, list]:
         text += [label, label, None]
     return xs, ys, text
 
+
+def sync_initial_state(fig) -> None:
+    """Make what a browser gets on connecting the figure as it is now.
+
+    plotly's FigureWidget sends later changes as one-off restyle messages and hands a newly
+    connected page only the figure it was created with; a Voilà page connects after the first
+    refresh, so without this it would show empty axes until the next change. Open pages ignore
+    these two values (they follow the messages)."""
+    from copy import deepcopy
+
+    fig._widget_data = deepcopy(fig._data)
+    fig._widget_layout = deepcopy(fig._layout_obj._props)

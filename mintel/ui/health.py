@@ -18,6 +18,7 @@ import pandas as pd
 
 from mintel.status import Health, health
 from mintel.ui.base import View
+from mintel.ui.charts import sync_initial_state
 from mintel.ui.table import Column, fmt_number, render
 from mintel.ui.theme import ACCENT, DOWN, UP, plotly_template
 
@@ -211,7 +212,7 @@ class HealthView(View):
                 trace.y = cycles[name].to_numpy(dtype=np.float64) if len(cycles) else []
             empty = "" if len(cycles) else f" · no cycles in the last {self.window_minutes:g} min"
             self.chart.layout.annotations[0].text = f"cycle and processing time (ms){empty}"
-        _sync_initial_state(self.chart)
+        sync_initial_state(self.chart)
 
     def status_parts(self) -> list[str]:
         if self.health is None:
@@ -222,19 +223,6 @@ class HealthView(View):
             bad = int((p["state"].fillna("closed") != "closed").sum())
             parts.append(f'<b class="m-providers">{len(p)}</b> providers' + (f', <span class="m-stale">{bad} open</span>' if bad else ""))
         return parts
-
-
-def _sync_initial_state(fig) -> None:
-    """Make what a browser gets on connecting the figure as it is now.
-
-    plotly's FigureWidget sends later changes as one-off restyle messages and hands a newly
-    connected page only the figure it was created with; a Voilà page connects after the first
-    refresh, so without this it would show empty axes until the next change. Open pages ignore
-    these two values (they follow the messages)."""
-    from copy import deepcopy
-
-    fig._widget_data = deepcopy(fig._data)
-    fig._widget_layout = deepcopy(fig._layout_obj._props)
 
 
 def show(lake=None, **kw) -> HealthView:

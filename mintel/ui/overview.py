@@ -18,7 +18,7 @@ import pandas as pd
 
 from mintel.analytics.breadth import Breadth, market_breadth
 from mintel.ui.base import View
-from mintel.ui.charts import DIVERGING, figure_widget, finite
+from mintel.ui.charts import DIVERGING, figure_widget, finite, sync_initial_state
 from mintel.ui.table import Column, render
 from mintel.ui.theme import ACCENT, DOWN, MUTED, UP
 
@@ -144,6 +144,8 @@ class OverviewView(View):
         for key, rows, cols in (("gainers", self.gainers, MOVERS), ("losers", self.losers, MOVERS),
                                 ("spikes", self.spikes, SPIKES), ("sectors", self.breadth.sectors, SECTORS)):
             self.grids[key].value = render(rows, cols, table_id=f"overview-{key}") if len(rows) else none
+        sync_initial_state(self.heat_map)
+        sync_initial_state(self.gauges)
         return True
 
     # ------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from mintel.analytics.indicators import is_intraday
 from mintel.analytics.momentum import support_resistance
 from mintel.analytics.scan import enrich
 from mintel.ui.base import View
-from mintel.ui.charts import display_times, exchange_tz, figure_widget, gap_breaks, interval_step, segments
+from mintel.ui.charts import (display_times, exchange_tz, figure_widget, gap_breaks, interval_step, segments,
+                              sync_initial_state)
 from mintel.ui.theme import ACCENT, DOWN, MUTED, UP
 
 SHOWN = {"intraday": 375, "daily": 250}  # bars on the chart: a session of minutes, a year of days
@@ -242,28 +243,30 @@ class SymbolView(View):
         up = col["close"] >= col["open"]
         ev = self.events
         ev_x = display_times(ev["ts"], iv, exchange_tz(self.symbol)) if len(ev) else []
+        sx, ev_sx = _iso(x), _iso(ev_x)  # text, not datetime64: the widget would send bare integers
         with self.chart.batch_update():
-            t["price"].update(x=x, open=col["open"], high=col["high"], low=col["low"], close=col["close"])
+            t["price"].update(x=sx, open=col["open"], high=col["high"], low=col["low"], close=col["close"])
             for name in LINES:
-                t[name].update(x=x, y=col[name], visible=name != "sma_200" or not is_intraday(iv))
+                t[name].update(x=sx, y=col[name], visible=name != "sma_200" or not is_intraday(iv))
             for name in ("support", "resistance"):
-                xs, ys, text = segments(self.levels[self.levels["kind"] == name], x[0] if len(x) else None,
-                                        x[-1] if len(x) else None)
+                xs, ys, text = segments(self.levels[self.levels["kind"] == name], sx[0] if len(sx) else None,
+                                        sx[-1] if len(sx) else None)
                 t[name].update(x=xs, y=ys, text=text)
             direction = ev["direction"].fillna("neutral")
             marks = [EVENT_MARK.get(d, ("circle", ACCENT)) for d in direction]
-            t["events"].update(x=ev_x, y=ev["price"].to_numpy(dtype=np.float64),
+            t["events"].update(x=ev_sx, y=ev["price"].to_numpy(dtype=np.float64),
                                text=[html.escape(f"{k} ({d}, score {sc:.0f}): {m}") for k, d, sc, m in
                                      zip(ev["kind"], direction, ev["score"].fillna(0), ev["message"].fillna(""))],
                                marker=dict(symbol=[m[0] for m in marks], color=[m[1] for m in marks]))
-            t["volume"].update(x=x, y=col["volume"], marker_color=np.where(up, UP, DOWN))
-            t["rsi"].update(x=x, y=col["rsi"])
-            t["macd"].update(x=x, y=col["macd"])
-            t["macd_signal"].update(x=x, y=col["macd_signal"])
-            t["macd_hist"].update(x=x, y=col["macd_hist"], marker_color=np.where(col["macd_hist"] >= 0, UP, DOWN))
+            t["volume"].update(x=sx, y=col["volume"], marker_color=np.where(up, UP, DOWN))
+            t["rsi"].update(x=sx, y=col["rsi"])
+            t["macd"].update(x=sx, y=col["macd"])
+            t["macd_signal"].update(x=sx, y=col["macd_signal"])
+            t["macd_hist"].update(x=sx, y=col["macd_hist"], marker_color=np.where(col["macd_hist"] >= 0, UP, DOWN))
             self.chart.update_xaxes(rangebreaks=gap_breaks(x, iv))
             self.chart.layout.uirevision = f"{self.symbol}/{iv}"
             self.chart.layout.title.text = f"{self.symbol} · {iv}" if self.symbol else "no snapshot"
+        sync_initial_state(self.chart)
         return True
 
     def _info_html(self, frame: pd.DataFrame) -> str:
@@ -283,6 +286,11 @@ class SymbolView(View):
         if self.symbol and self.interval and not len(self.shown):
             return [f"no {html.escape(self.interval)} bars for {html.escape(self.symbol)}"]
         return [f"{len(self.shown)} bars · {len(self.events)} events"] if self.symbol else []
+
+
+
+def _iso(x) -> list[str]:
+    return [] if len(x) == 0 else pd.DatetimeIndex(x).strftime("%Y-%m-%d %H:%M:%S").tolist()
 
 
 def show(symbol: str | None = None, lake=None, **kw) -> SymbolView:

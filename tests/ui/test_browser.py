@@ -96,3 +96,77 @@ def test_scanner_refreshes_itself_when_the_snapshot_changes(page, voila_server, 
     assert page.eval_on_selector(".m-sector select", "s => s.value") != ""  # still filtered
     assert len(grid(page, "scanner-grid")) == n
     screenshot(page, shots, "scanner-refreshed")
+
+
+def plots(page) -> list[dict]:
+    """Every plotly graph on the page: its traces as plotly.js holds them (what is drawn)."""
+    return page.eval_on_selector_all(".js-plotly-plot", """ds => ds.map(d => ({
+        traces: (d.data || []).map(t => ({type: t.type, name: t.name, labels: t.labels, values: t.values,
+                                          close: t.close, y: t.y, value: t.value}))}))""")
+
+
+def wait_for_trace(page, trace_type: str) -> None:
+    page.wait_for_function(f"""[...document.querySelectorAll('.js-plotly-plot')].some(d => (d.data || []).some(
+        t => t.type === {trace_type!r} && ((t.labels && t.labels.length) || (t.close && t.close.length)
+                                             || (t.y && t.y.length))))""", timeout=60_000)
+
+
+def test_opportunities_shows_the_lake_newest_first_and_filters(page, voila_server, dashboard_lake, shots):
+    page.goto(voila_server.url("opportunities"))
+    page.wait_for_selector("#opportunities-grid tbody tr")
+    opp = dashboard_lake.read("opportunities")
+    rows = grid(page, "opportunities-grid")
+    newest = opp.sort_values(["detected_at", "ts", "score", "symbol", "kind"],
+                             ascending=[False, False, False, True, True], kind="stable")
+    assert [(r["symbol"], r["kind"]) for r in rows] == list(zip(newest["symbol"], newest["kind"]))[:len(rows)]
+    screenshot(page, shots, "opportunities")
+    readout = page.locator(".m-min-score .widget-readout")  # the slider's editable readout
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("80")
+    page.keyboard.press("Enter")
+    n = int((opp["score"] >= 80).sum())
+    page.wait_for_function(f"document.querySelectorAll('#opportunities-grid tbody tr').length === {min(n, len(rows))}")
+    assert all(float(r["score"]) >= 80 for r in grid(page, "opportunities-grid"))
+
+
+def test_overview_heat_map_and_movers_are_the_snapshot(page, voila_server, dashboard_lake, shots):
+    page.goto(voila_server.url("overview"))
+    page.wait_for_selector("#overview-gainers tbody tr")
+    wait_for_trace(page, "treemap")
+    snap = dashboard_lake.snapshot()
+    treemap = next(t for p in plots(page) for t in p["traces"] if t["type"] == "treemap")
+    drawn = dict(zip(treemap["labels"], treemap["values"]))
+    for sym, price, vol in zip(snap["symbol"], snap["price"], snap["day_volume"]):
+        assert drawn[sym] == pytest.approx(price * vol, rel=1e-9)
+    top = snap.sort_values("change_pct", ascending=False, kind="stable")["symbol"].iloc[0]
+    assert grid(page, "overview-gainers")[0]["symbol"] == top
+    screenshot(page, shots, "overview")
+
+
+def test_symbol_chart_is_the_lake_bars_of_the_top_symbol(page, voila_server, dashboard_lake, shots):
+    page.goto(voila_server.url("symbol"))
+    wait_for_trace(page, "candlestick")
+    snap = dashboard_lake.snapshot()
+    top = snap.sort_values("score", ascending=False, kind="stable")["symbol"].iloc[0]
+    assert page.eval_on_selector(".m-symbol input", "i => i.value") == top
+    candles = next(t for p in plots(page) for t in p["traces"] if t["type"] == "candlestick")
+    bars = dashboard_lake.read_bars([top], interval="1m")
+    assert candles["close"] == pytest.approx(bars["close"].tail(len(candles["close"])).tolist(), rel=1e-12)
+    screenshot(page, shots, "symbol")
+
+
+def test_health_shows_cycles_and_lake_size(page, voila_server, dashboard_lake, shots):
+    page.goto(voila_server.url("health"))
+    page.wait_for_selector("#lake-grid tbody tr")
+    wait_for_trace(page, "scatter")
+    stats = dashboard_lake.stats()
+    lake_rows = {r["label"]: r for r in grid(page, "lake-grid")}
+    for table, interval, files in zip(stats["table"], stats["interval"], stats["files"]):
+        label = f"{table} {interval}" if isinstance(interval, str) and interval else table
+        assert lake_rows[label]["files"] == f"{files:,.0f}"
+    metrics = dashboard_lake.read("metrics")
+    cycle_ms = next(t for p in plots(page) for t in p["traces"] if t["name"] == "cycle_ms")
+    want = metrics[metrics["scope"] == "cycle"].sort_values("ts")["cycle_ms"]
+    assert len(cycle_ms["y"]) > 0 and cycle_ms["y"] == pytest.approx(want.tail(len(cycle_ms["y"])).tolist())
+    screenshot(page, shots, "health")
