@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mintel import schema
-from mintel.analytics import momentum as mo
 from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators, is_intraday
 from mintel.analytics.panel import NEEDED, Panel, _unit
 from mintel.errors import DataError

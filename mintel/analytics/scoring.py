@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from mintel.analytics.detectors import DetectorParams, Panel
-from mintel.analytics.momentum import Groups
 from mintel.analytics.indicators import NS_PER_MINUTE, is_intraday, to_utc_ns
 from mintel.errors import DataError
 
