@@ -135,17 +135,26 @@ def cmd_up(args) -> int:
         args.interval_s = UP_INTERVAL_S
         if args.speed is None and settings.sim_speed == 1.0:
             args.speed = UP_SIM_SPEED
-    if args.no_dashboards:
-        return cmd_ingest(args)
-    server = _dashboard_server(args, args.lake or settings.lake)
-    _lake_writable(server.lake)
-    server.start(log=_dashboard_log(server.lake))
+    lake = _lake_writable(args.lake or settings.lake)
+    sched = None
+    if not args.no_schedule:
+        sched = _scheduler(args, settings.with_overrides(universe=args.universe), lake, on_run=_print_run)
+        print("scheduled jobs: " + ", ".join(f"{r.job} (next {r.next_run_utc[:16]} UTC)" for r in sched.table().itertuples()),
+              flush=True)
+        sched.start()
+    server = None
     try:
-        server.wait_ready()
-        _print_urls(server)
+        if not args.no_dashboards:
+            server = _dashboard_server(args, lake.root)
+            server.start(log=_dashboard_log(server.lake))
+            server.wait_ready()
+            _print_urls(server)
         return cmd_ingest(args)
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
+        if sched is not None:
+            sched.stop()
 
 
 def cmd_dashboard(args) -> int:
@@ -323,6 +332,45 @@ def cmd_lake(args) -> int:
         lake = _lake_writable(args.lake or _settings(args).lake)
         removed = lake.retain(dict(_settings(args).retention))
         emit([{"removed": p} for p in removed], args.format)
+    elif args.action == "maintain":  # the nightly job: compact, then apply retention
+        lake = _lake_writable(args.lake or _settings(args).lake)
+        r = lake.compact()
+        removed = lake.retain(dict(_settings(args).retention))
+        emit([{"partitions_compacted": len(r.details or []), "partitions_removed": len(removed)}], args.format)
+    return 0
+
+
+def _scheduler(args, settings, lake, on_run=None):
+    from mintel.schedule import Scheduler, jobs_from_config
+    from mintel.universe import load_universe
+
+    universe = load_universe(settings.universe)
+    exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
+    return Scheduler(jobs_from_config(settings.schedule), lake, exchange=exchange, on_run=on_run)
+
+
+def _print_run(run) -> None:
+    took = f" in {(run.ended - run.started).total_seconds():.1f} s" if run.ended is not None else ""
+    print(f"job {run.job}: {run.status}{took}  {run.detail or run.output or ''}".rstrip(), flush=True)
+
+
+def cmd_schedule(args) -> int:
+    """Run the scheduled jobs (mintel.toml [[schedule]], else the defaults) until Ctrl-C."""
+    settings = _settings(args).with_overrides(lake=args.lake, universe=args.universe)
+    lake = _lake_writable(settings.lake)
+    sched = _scheduler(args, settings, lake, on_run=_print_run)
+    if args.list:
+        emit(sched.table(), args.format)
+        return 0
+    emit(sched.table(), "table")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        asyncio.run(sched.run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sched.wait_idle(timeout_s=10)
     return 0
 
 
@@ -403,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("up", cmd_up, "the main job: ingest live (the simulator by default) and serve the dashboards", data=False)
     ingest_options(c)
     dashboard_options(c)
-    c.add_argument("--no-dashboards", action="store_true", dest="no_dashboards", help="ingest only")
+    c.add_argument("--no-dashboards", action="store_true", dest="no_dashboards", help="no dashboards")
+    c.add_argument("--no-schedule", action="store_true", dest="no_schedule", help="no scheduled jobs (reports, maintenance)")
+    c = command("schedule", cmd_schedule, "run the scheduled jobs (reports, maintenance) at market times")
+    c.add_argument("--list", action="store_true", help="show the jobs and when each runs next, then exit")
+    c.add_argument("--universe", help="universe whose exchange calendar applies (default: settings)")
     c = command("dashboard", cmd_dashboard, "serve the dashboards with Voilà", data=False)
     dashboard_options(c)
     c.add_argument("--notebooks", help="directory of dashboard notebooks (default: mintel's notebooks/dashboards)")
@@ -471,8 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("health", cmd_health, "providers, rates, errors, latency, cycle times, lake size")
     c.add_argument("--minutes", type=float, default=15.0, help="window of recent metrics (default 15)")
 
-    c = command("lake", cmd_lake, "lake maintenance: stats, compact, retain")
-    c.add_argument("action", choices=("stats", "compact", "retain"))
+    c = command("lake", cmd_lake, "lake maintenance: stats, compact, retain, maintain (compact + retain)")
+    c.add_argument("action", choices=("stats", "compact", "retain", "maintain"))
 
     c = command("universe", cmd_universe, "bundled universes")
     c.add_argument("action", choices=("list", "show"))

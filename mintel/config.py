@@ -66,6 +66,8 @@ class Settings:
     always_on: bool = False  # ingest from real providers outside the exchange's sessions too
     retention: Mapping[str, int | None] = field(default_factory=dict)
     provider: Mapping[str, ProviderSettings] = field(default_factory=dict)
+    alerts: Mapping[str, Any] = field(default_factory=dict)  # the [alerts] table (mintel.alerts.AlertSettings)
+    schedule: tuple[Mapping[str, Any], ...] = ()  # [[schedule]] jobs (mintel.schedule); none: the defaults
     config_file: Path | None = None
 
     def provider_settings(self, name: str) -> ProviderSettings:
@@ -116,6 +118,11 @@ def load_config(path: str | os.PathLike | None = None, *, env: Mapping[str, str]
     names = set(table) | set(values.get("providers", ("sim",)))
     values["provider"] = {n: _provider_from_env(n, table.get(n, {}), env) for n in names}
     values["retention"] = dict(data.get("retention", {}))
+    values["alerts"] = dict(data.get("alerts", {}))
+    schedule = data.get("schedule", [])
+    if not isinstance(schedule, list) or not all(isinstance(e, dict) for e in schedule):
+        raise ConfigError(f"{file}: [[schedule]] must be tables, one per job")
+    values["schedule"] = tuple(schedule)
     return Settings(config_file=file, **values)
 
 
