@@ -54,8 +54,10 @@ class IngestService:
     """Polls the provider (or the API manager over several) for the universe's bars and keeps the lake current."""
 
     def __init__(self, settings: Settings, lake: Lake, provider, universe: pd.DataFrame, *, clock=None,
-                 now_fn: Callable[[], pd.Timestamp] | None = None) -> None:
+                 now_fn: Callable[[], pd.Timestamp] | None = None, alerts=None) -> None:
         self.settings = settings
+        self.alerts = alerts  # mintel.alerts.AlertEngine: this cycle's opportunities and outages become alerts
+        self.new_opportunities = None  # the opportunities announced by the current cycle
         self.now_fn = now_fn or (lambda: pd.Timestamp.now(tz="UTC"))
         self.exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
         self.builder = BarBuilder(settings.interval) if settings.source == "quotes" else None
@@ -106,7 +108,9 @@ class IngestService:
             rows_written=written, rows_quarantined=quarantined, fetch_ms=(t1 - t0) * 1e3,
             processing_ms=(t2 - t1) * 1e3, compact_ms=(t3 - t2) * 1e3, cycle_ms=(t3 - t0) * 1e3,
         )
-        self._write_metrics(report, fetched)
+        metrics = self._write_metrics(report, fetched)
+        if self.alerts is not None:  # queues network sends; never waits on them
+            self.alerts.on_cycle(self.new_opportunities, metrics, self.now_fn())
         return report
 
     async def _fetch(self) -> tuple[pd.DataFrame, object | None]:
@@ -136,6 +140,7 @@ class IngestService:
 
     def process(self, bars: pd.DataFrame) -> tuple[int, int, pd.Timestamp | None]:
         """Validate, append, update state and snapshot. Returns (rows written, rows quarantined, newest ts)."""
+        self.new_opportunities = None
         if bars.empty:
             return 0, 0, None
         bars = bars.assign(ingested_at=pd.Timestamp.now(tz="UTC"))
@@ -151,11 +156,12 @@ class IngestService:
             out = self.engine.update(good, pd.Timestamp.now(tz="UTC"))
             if out.opportunities_table.num_rows:
                 self.lake.append("opportunities", out.opportunities_table)
+                self.new_opportunities = out.opportunities
             self.lake.write_snapshot(out.snapshot_table)
             self.last_output = out
         return written, quarantined, newest
 
-    def _write_metrics(self, r: CycleReport, fetched=None) -> None:
+    def _write_metrics(self, r: CycleReport, fetched=None) -> pd.DataFrame:
         row = {
             "ts": pd.Timestamp.now(tz="UTC"), "scope": "cycle", "name": "ingest", "cycle": r.cycle,
             "symbols_requested": len(self.symbols), "symbols_answered": r.symbols, "rows_written": r.rows_written,
@@ -168,7 +174,9 @@ class IngestService:
         rows = [row]
         if hasattr(self.provider, "health"):  # per provider: capacity, used rate, errors, latency, breaker
             rows += self.provider.health(row["ts"])
-        self.lake.append("metrics", pd.DataFrame(rows))
+        frame = pd.DataFrame(rows)
+        self.lake.append("metrics", frame)
+        return frame
 
     async def run(self, cycles: int | None = None, on_cycle: Callable[[CycleReport], None] | None = None,
                   on_idle: Callable[[pd.Timestamp], None] | None = None) -> list[CycleReport]:
@@ -203,12 +211,15 @@ class IngestService:
                     await asyncio.sleep(max(0.0, start + ticks * interval_s - now))
         finally:
             await self.provider.aclose()
+            if self.alerts is not None:
+                await self.alerts.aclose()  # waits a bounded time for queued sends, records the rest
         return reports
 
 
-def build_service(settings: Settings, lake: Lake, universe: pd.DataFrame, *, policy=None) -> IngestService:
+def build_service(settings: Settings, lake: Lake, universe: pd.DataFrame, *, policy=None, alerts=None) -> IngestService:
     """The service for the settings' providers: the simulator alone, or several behind the API manager
-    (``policy``: its retry/breaker policy, mintel.ingest.manager.Policy)."""
+    (``policy``: its retry/breaker policy, mintel.ingest.manager.Policy; ``alerts``: an AlertEngine,
+    default one from the settings, False for none)."""
     from mintel.providers.base import provider_factory
     from mintel.providers.sim import SimClock, SimProvider
 
@@ -222,11 +233,14 @@ def build_service(settings: Settings, lake: Lake, universe: pd.DataFrame, *, pol
             providers.append(SimProvider(universe=universe, seed=settings.seed, clock=clock))
         else:
             providers.append(provider_factory(name)(settings.provider_settings(name), universe=universe))
+    from mintel.alerts import AlertEngine
+
+    alerts = AlertEngine(settings, lake) if alerts is None else alerts or None
     if len(providers) == 1 and settings.providers[0] == "sim":
-        return IngestService(settings, lake, providers[0], universe, clock=clock)
+        return IngestService(settings, lake, providers[0], universe, clock=clock, alerts=alerts)
     from mintel.ingest.manager import ApiManager
 
-    return IngestService(settings, lake, ApiManager(providers, settings, policy=policy), universe, clock=clock)
+    return IngestService(settings, lake, ApiManager(providers, settings, policy=policy), universe, clock=clock, alerts=alerts)
 
 
 def _unpack(result) -> tuple[pd.DataFrame, object | None]:
