@@ -113,9 +113,11 @@ def _hhmm(job: str, at: str) -> tuple[int, int]:
 
 
 DEFAULT_JOBS = (
-    Job("scan_report", ("report", "--notebook", "scan_report"), "session", every=pd.Timedelta(minutes=15),
-        offset=pd.Timedelta(minutes=15)),
-    Job("close_report", ("report", "--notebook", "close_report"), "after_close", offset=pd.Timedelta(minutes=10)),
+    # on the bars ingestion writes (1m); with daily history backfilled, a [[schedule]] job can add -p interval 1d
+    Job("scan_report", ("report", "--notebook", "scan_report", "-p", "interval", "1m", "--no-progress"), "session",
+        every=pd.Timedelta(minutes=15), offset=pd.Timedelta(minutes=15)),
+    Job("close_report", ("report", "--notebook", "close_report", "-p", "interval", "1m", "--no-progress"), "after_close",
+        offset=pd.Timedelta(minutes=10)),
     Job("maintenance", ("lake", "maintain"), "daily", at="02:00"),
 )
 

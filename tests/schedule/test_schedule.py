@@ -151,3 +151,21 @@ def test_config_jobs_and_their_errors():
                      ({"name": "x"}, "command")):
         with pytest.raises(ConfigError, match=msg):
             jobs_from_config([bad])
+
+
+@pytest.mark.slow
+def test_the_default_scan_report_job_runs_a_real_report(tmp_path, monkeypatch):
+    """The scheduler's real path: a child `mintel report` on a small lake, recorded in `runs`."""
+    from tests.ui.conftest import build_ui_lake
+
+    lake = build_ui_lake(tmp_path / "lake", cycles=40)
+    monkeypatch.chdir(tmp_path)  # the report lands in ./reports
+    job = next(j for j in DEFAULT_JOBS if j.name == "scan_report")
+    assert job.command[-4:] == ("-p", "interval", "1m", "--no-progress")  # what ingestion writes
+    s = Scheduler([job], lake, now=ist("2026-11-25 09:00"))
+    s.tick(ist("2026-11-25 09:30"))
+    s.wait_idle(300)
+    runs = lake.read("runs")
+    assert runs["status"].tolist() == ["ok"], runs["detail"].tolist()
+    assert (tmp_path / "reports" / "index.html").exists()
+    assert list((tmp_path / "reports").rglob("*.html"))
