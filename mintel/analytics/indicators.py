@@ -234,21 +234,28 @@ def compute_indicators(
     # One row per computed column; sma_20 is not among them (it is bb_middle, see _talib_groups).
     row = {c: i for i, c in enumerate(c for c in columns if c != "sma_20")}
     out = np.empty((len(row), m))
-    _talib_groups(out, row, starts, ends, high, low, close, volume)
+    _talib_groups(out, row, starts, ends, high, low, close, volume, intraday=intraday)
 
     vr = out[row["volume_ratio"]]
     if intraday and m:
-        if group is None:
-            group = np.repeat(np.arange(len(starts)), ends - starts)
-        skey, minute = session_and_minute(ts_ns if keep is None else ts_ns[keep], tz)
-        if session is not None:
-            skey = _session_keys(bars, session, order, n)
-            skey = skey if keep is None else skey[keep]
-        out[row["vwap"]] = _vwap(high, low, close, volume, group, skey)
-        if ((group[1:] == group[:-1]) & (skey[1:] != skey[:-1])).any():
-            vr[:] = _volume_ratio_intraday(volume, group, minute, SPECS["volume_ratio"].params["window"])
-        else:  # every symbol within its first session: no same-minute history yet
-            vr[:] = np.nan
+        window = SPECS["volume_ratio"].params["window"]
+        ts_used = ts_ns if keep is None else ts_ns[keep]
+        grid = _session_grid(starts, ends, ts_used, tz) if session is None else None
+        if grid is not None:  # every symbol has the same sessions of the same minutes: (symbol, session, minute) arrays
+            _vwap_grid(out[row["vwap"]], high, low, close, volume, grid, scratch=vr)
+            _volume_ratio_grid(vr, volume, grid, window)
+        else:
+            skey, minute = session_and_minute(ts_used, tz)
+            if session is not None:
+                skey = _session_keys(bars, session, order, n)
+                skey = skey if keep is None else skey[keep]
+            if group is None:
+                group = np.repeat(np.arange(len(starts)), ends - starts)
+            out[row["vwap"]] = _vwap(high, low, close, volume, group, skey)
+            if ((group[1:] == group[:-1]) & (skey[1:] != skey[:-1])).any():
+                vr[:] = _volume_ratio_intraday(volume, group, minute, window)
+            else:  # every symbol within its first session: no same-minute history yet
+                vr[:] = np.nan
     else:
         out[row["vwap"]] = np.nan
         # vr holds the mean volume of the previous window; turn it into the ratio in place.
@@ -273,32 +280,35 @@ def _warmups(row: dict[str, int]) -> dict[str, int]:
     return {c: SPEC_OF_OUTPUT[c].warmup for c in row if c != "vwap"}
 
 
-def _talib_groups(out, row, starts, ends, high, low, close, volume) -> None:
+def _talib_groups(out, row, starts, ends, high, low, close, volume, *, intraday: bool = False) -> None:
     """TA-Lib per symbol on contiguous slices, written into ``out`` (one row per output column).
 
     There is no sma_20 row: TA-Lib's BBANDS middle band is its SMA, bit for bit (the same running
     sum; the tests hold both to talib.SMA), so bb_middle serves both. Row ``volume_ratio``
-    receives the mean volume of the previous window, which the caller turns into the ratio.
+    receives the mean volume of the previous window, which the caller turns into the ratio;
+    ``intraday``: that row is left for the caller (the intraday ratio is not an SMA).
     """
     lib = _talib_c()
     if lib is None:
         _talib_groups_wrapped(out, row, starts, ends, high, low, close, volume)
     else:
-        _talib_groups_direct(lib, out, row, starts, ends, high, low, close, volume)
+        _talib_groups_direct(lib, out, row, starts, ends, high, low, close, volume, intraday=intraday)
 
 
-def _talib_groups_direct(lib, out, row, starts, ends, high, low, close, volume) -> None:
+def _talib_groups_direct(lib, out, row, starts, ends, high, low, close, volume, *, intraday: bool = False) -> None:
     import ctypes
 
     p = {name: spec.params for name, spec in SPECS.items()}
     warm = _warmups(row)
+    if intraday:
+        del warm["volume_ratio"]
     m = out.shape[1]
     at = {c: out.ctypes.data + 8 * m * r for c, r in row.items()}  # address of each output row
     C, H, L, V = (a.ctypes.data for a in (close, high, low, volume))
     beg, nb = ctypes.c_int(), ctypes.c_int()
     pb, pn = ctypes.addressof(beg), ctypes.addressof(nb)
     names = ("rsi", "macd", "bb_upper", "sma_50", "ema_20", "atr", "volume_ratio")
-    w_rsi, w_macd, w_bb, w_50, w_ema, w_atr, w_vr = (warm[c] for c in names)
+    w_rsi, w_macd, w_bb, w_50, w_ema, w_atr, w_vr = (warm.get(c) for c in names)
     w_200 = warm.get("sma_200")
     _fill_warmups(out, row, warm, starts, ends)
     for s, e in zip(starts.tolist(), ends.tolist()):
@@ -320,7 +330,7 @@ def _talib_groups_direct(lib, out, row, starts, ends, high, low, close, volume) 
                            pb, pn, at["macd"] + om, at["macd_signal"] + om, at["macd_hist"] + om)
         if k > w_50:
             rc |= lib.SMA(0, last, C + o, p["sma_50"]["period"], pb, pn, at["sma_50"] + o + 8 * w_50)
-        if k > w_vr:  # SMA of v[:-1], shifted one bar: the mean of the previous window
+        if w_vr is not None and k > w_vr:  # SMA of v[:-1], shifted one bar: the mean of the previous window
             rc |= lib.SMA(0, last - 1, V + o, p["volume_ratio"]["window"], pb, pn, at["volume_ratio"] + o + 8 * w_vr)
         if w_200 is not None and k > w_200:
             rc |= lib.SMA(0, last, C + o, p["sma_200"]["period"], pb, pn, at["sma_200"] + o + 8 * w_200)
@@ -331,6 +341,11 @@ def _talib_groups_direct(lib, out, row, starts, ends, high, low, close, volume) 
 def _fill_warmups(out, row, warm, starts, ends) -> None:
     """NaN in the first ``warm`` bars of every symbol, for each output row (TA-Lib writes the rest)."""
     lengths = ends - starts
+    if len(starts) and (lengths == lengths[0]).all() and starts[0] == 0 and out.shape[1] == len(starts) * lengths[0]:
+        blocks = out.reshape(out.shape[0], len(starts), int(lengths[0]))  # equal histories: a view per symbol
+        for c, w in warm.items():
+            blocks[row[c], :, :w] = np.nan
+        return
     for w in sorted(set(warm.values()) - {0}):
         rows = [row[c] for c in warm if warm[c] == w]
         steps = np.arange(w)
@@ -452,6 +467,80 @@ def _volume_ratio_intraday(volume, group, minute, window: int) -> np.ndarray:
     out = np.empty(m)
     out[order] = ratio.reshape(-1)[flat]
     return out
+
+
+def _session_grid(starts, ends, ts, tz: str) -> tuple[int, int, int] | None:
+    """(symbols, sessions, minutes) when the usable rows (sorted by symbol, ts) are every symbol's same
+    sessions (local calendar days), each of the same distinct minutes of the day in the same order, so
+    (symbol, session, minute) is a reshape; else None. The common case of a clean universe: VWAP and the
+    same-minute volume ratio then run on whole axes instead of gathered runs.
+
+    Checked on the UTC timestamps: every block has the same offsets from its first bar, one UTC offset
+    throughout (no DST change) and the same local start time, so the minutes of the day are the first
+    block's everywhere; a block lies within one local day and consecutive blocks of a symbol are
+    different days.
+    """
+    m, g = len(ts), len(starts)
+    if not g or m % g or int(starts[0]) != 0:
+        return None
+    t = m // g
+    if not (ends - starts == t).all():
+        return None
+    day0, minute0 = session_and_minute(ts[:t], tz)
+    first = np.flatnonzero(day0[1:] != day0[0])
+    length = int(first[0]) + 1 if len(first) else t
+    if t % length or len(np.unique(minute0[:length])) != length:
+        return None
+    s = t // length
+    blocks = ts.reshape(g * s, length)
+    if not (blocks - blocks[:, :1] == blocks[0] - blocks[0, 0]).all():
+        return None
+    edges = np.ascontiguousarray(blocks[:, [0, -1]])
+    local = local_ns(edges.reshape(-1), tz).reshape(-1, 2)
+    if not (local - edges == local[0, 0] - edges[0, 0]).all():
+        return None
+    day = local // NS_PER_DAY
+    if not ((day[:, 0] == day[:, 1]).all() and (local[:, 0] - day[:, 0] * NS_PER_DAY == local[0, 0] - day[0, 0] * NS_PER_DAY).all()):
+        return None
+    if s > 1 and not (np.diff(day[:, 0].reshape(g, s), axis=1) > 0).all():
+        return None
+    return g, s, length
+
+
+def _vwap_grid(out, high, low, close, volume, grid, scratch) -> None:
+    """``_vwap`` on a session grid (the same additions, in the same order), written into ``out``;
+    ``scratch``: a row of the same length it may overwrite (fresh memory costs more than the sums)."""
+    g, s, length = grid
+    pv = out
+    np.add(high, low, out=pv)
+    np.add(pv, close, out=pv)
+    np.divide(pv, 3.0, out=pv)
+    np.multiply(pv, volume, out=pv)
+    cum_pv = scratch  # (an in-place cumsum takes numpy's slow overlapping path)
+    np.cumsum(pv.reshape(g * s, length), axis=1, out=cum_pv.reshape(g * s, length))
+    cum_v = np.cumsum(volume.reshape(g * s, length), axis=1).reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(cum_pv, cum_v, out=out)
+    out[~(cum_v > 0)] = np.nan
+
+
+def _volume_ratio_grid(out, volume, grid, window: int) -> None:
+    """``_volume_ratio_intraday`` on a session grid: the same minute of the previous sessions is the same
+    column of the previous rows; added most recent first, as there."""
+    g, s, length = grid
+    v = volume.reshape(g, s, length)
+    ratio = out.reshape(g, s, length)
+    ratio[:, 0] = np.nan  # no previous session
+    if s < 2:
+        return
+    total = np.zeros((g, s - 1, length))
+    for j in range(1, min(window, s - 1) + 1):
+        total[:, j - 1:] += v[:, : s - j]
+    count = np.minimum(np.arange(1, s), window).astype(np.float64)[None, :, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(total, count, out=total)
+        np.divide(v[:, 1:], total, out=ratio[:, 1:])
+    ratio[:, 1:][~(total > 0)] = np.nan
 
 
 def _run_cumsums(starts: np.ndarray, m: int, *arrays: np.ndarray) -> list[np.ndarray]:

@@ -353,3 +353,29 @@ def test_bad_arguments_raise_data_errors():
         compute_indicators(bars.drop(columns=["ts"]), "5m")
     assert compute_indicators(bars.drop(columns=["ts"]), "1d")["obv"].notna().all()  # daily: row order suffices
     assert ind.is_intraday("1m") and ind.is_intraday("1h") and not ind.is_intraday("1d") and not ind.is_intraday("1wk")
+
+
+@pytest.mark.parametrize("case", ["clean", "one_session", "unusable_bar", "missing_minute", "dst_change", "night_session"])
+def test_session_grid_path_equals_the_general_path(case, monkeypatch):
+    """A clean universe (same sessions and minutes for every symbol) takes reshaped VWAP / volume ratio;
+    anything else must fall back, and both give the same values bit for bit."""
+    tz = "Asia/Kolkata"
+    bars = intraday_frame(["AAA", "BBB", "CCC"], sessions=1 if case == "one_session" else 23, seed=8, missing=0.0,
+                          per_session=45)
+    if case == "unusable_bar":  # dropped from every indicator: no longer a grid
+        bars.loc[100, "volume"] = np.nan
+    elif case == "missing_minute":
+        bars = bars.drop(index=200).reset_index(drop=True)
+    elif case == "dst_change":  # 2026-11-01 New York falls back: the minute of the day moves for later sessions
+        tz = "America/New_York"
+        bars["ts"] = bars["ts"] - pd.Timedelta(days=3) + pd.Timedelta(hours=10, minutes=45)  # 14:30 UTC
+    elif case == "night_session":  # 23:50-00:34 local: one run of bars spans two calendar days
+        bars["ts"] = bars["ts"] + pd.Timedelta(hours=14, minutes=35)
+    grid = ind._session_grid
+    calls = []
+    monkeypatch.setattr(ind, "_session_grid", lambda *a: calls.append(grid(*a)) or calls[-1])
+    fast = compute_indicators(bars, "1m", tz)
+    monkeypatch.setattr(ind, "_session_grid", lambda *a: None)
+    general = compute_indicators(bars, "1m", tz)
+    pd.testing.assert_frame_equal(fast, general, check_exact=True)
+    assert (calls[0] is not None) == (case in ("clean", "one_session"))
