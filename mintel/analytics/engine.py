@@ -73,7 +73,7 @@ class LiveEngine:
         self.state = LiveState(universe, interval, tz)
         daily = interval.strip().lower() == "1d"
         self.history = self.params.history_bars(year=daily)
-        self.window = BarWindow(self.history, WINDOW_COLUMNS)
+        self.window = BarWindow(self.history, WINDOW_COLUMNS, pivot_k=self.params.pivot_k)
         self.kinds = [k for k, d in DETECTORS.items() if daily or not d.daily_only]
         self._sector_of: tuple[pd.Index, np.ndarray | None] | None = None
 

@@ -42,6 +42,7 @@ class LivePanel(Panel):
         self.daily = interval.strip().lower() == "1d"
         self.unit = "day" if self.daily else ("week" if interval.strip().lower() in ("1w", "1wk") else "bar")
         self._m, slot_ts = window.view()
+        self._piv = window.pivots() if window.pivot_k is not None and window.pivot_k == params.pivot_k else None
         self._col = {c: j for j, c in enumerate(window.columns)}
         n, width = self._m.shape[1], self._m.shape[2]
         self.width = width
@@ -140,12 +141,37 @@ class LivePanel(Panel):
             lo = np.nanmin(self.recent("low", depth, bars)[r], axis=1) if len(r) else np.empty(0)
         return hi, lo, bars[r]
 
+    def _raw(self, name: str, depth: int) -> np.ndarray:
+        """``recent`` without the tail's mask: equal to it wherever a swing flag is set (see ``swings``)."""
+        if depth > self.width:
+            pad = np.full((len(self.names), depth - self.width), np.nan)
+            return np.concatenate([pad, self._m[self._col[name], :, :]], axis=1)
+        return self._m[self._col[name], :, self.width - depth:]
+
     @cached_property
     def swings(self) -> tuple[np.ndarray, np.ndarray]:
-        """(swing highs, swing lows) over the last ``span`` slots (``mo.pivots``' test, at each slot)."""
+        """(swing highs, swing lows) over the last ``span`` slots (``mo.pivots``' test, at each slot).
+
+        From the window's flags when it keeps them: a flag on the raw slots equals the flag on ``recent``'s
+        masked ones when the ``k`` slots before it are in the span and the symbol's tail (slot ``j`` of the
+        span with ``j - k >= max(span - bars, 0)``; the slots after it are newer, so in the tail too), and
+        is False otherwise.
+        """
         k, span = self.params.pivot_k, self._pivot_span
-        hm, lm = self.recent("high", span), self.recent("low", span)
-        return _pivots(hm, k, np.maximum), _pivots(lm, k, np.minimum)
+        if self._piv is None:
+            hm, lm = self.recent("high", span), self.recent("low", span)
+            return _pivots(hm, k, np.maximum), _pivots(lm, k, np.minimum)
+        out = []
+        for flags in self._piv:
+            f = flags[:, self.width - span:] if span <= self.width else \
+                np.concatenate([np.zeros((len(self.names), span - self.width), bool), flags], axis=1)
+            f = f.copy()
+            f[:, :k] = False  # the span's first k slots lack their left side within it
+            short = np.flatnonzero(self.bars < span)  # rows whose tail starts inside the span
+            if len(short):
+                f[short] &= np.arange(span) - k >= (span - self.bars[short])[:, None]
+            out.append(f)
+        return out[0], out[1]
 
     @cached_property
     def _pivot_span(self) -> int:
@@ -166,13 +192,17 @@ class LivePanel(Panel):
         # Known pivots: confirmed before the last bar (slot <= last - k - 1), within the lookback.
         first = max(span - 1 - p.level_lookback, 0)
         known = slice(first, span - k - 1)
-        sup = _recent_prices(is_lo[:, known], self.recent("low", span)[:, known], p.level_count)
-        res = _recent_prices(is_hi[:, known], self.recent("high", span)[:, known], p.level_count)
+        tests = mo.level_tests(self.o, self.h, self.l, self.c, tol, floor, ceiling)
+        candidates = {name: np.flatnonzero(maybe & self.wanted) for name, (maybe, _) in tests.items()}
+        known_levels = {}  # the known levels of the candidate rows only: (rows, levels)
+        for side, flags, price in (("support", is_lo, "low"), ("resistance", is_hi, "high")):
+            rows = np.unique(np.concatenate([r for name, r in candidates.items() if name.startswith(side)]))
+            known_levels[side] = rows, _recent_prices(flags[rows, known], self._raw(price, span)[rows, known], p.level_count)
         out = {}
-        for name, (maybe, test) in mo.level_tests(self.o, self.h, self.l, self.c, tol, floor, ceiling).items():
-            rows = np.flatnonzero(maybe & self.wanted)
-            levels = (sup if name.startswith("support") else res)[rows]
-            out[name] = mo.strongest_level(levels, rows, test, tol, self.c, p.min_touches)
+        for name, (_, test) in tests.items():
+            rows = candidates[name]
+            at, levels = known_levels["support" if name.startswith("support") else "resistance"]
+            out[name] = mo.strongest_level(levels[np.searchsorted(at, rows)], rows, test, tol, self.c, p.min_touches)
         return out
 
     @cached_property
@@ -180,15 +210,16 @@ class LivePanel(Panel):
         p, span = self.params, self._pivot_span
         k = p.pivot_k
         is_hi, is_lo = self.swings
-        rsi = self.recent("rsi", span)
-        atr = self.recent("atr", k + 1)[:, 0]
-        close = self.recent("close", k + 1)[:, 0]
+        # Read at flagged slots only (or for rows not kept), so unmasked: see ``swings``.
+        rsi = self._raw("rsi", span)
+        atr = self._raw("atr", k + 1)[:, 0]
+        close = self._raw("close", k + 1)[:, 0]
         out = []
         cur = span - 1 - k  # the pivot a divergence on the last bar confirms
         if cur - max(cur - p.divergence_max_bars, 0) < max(p.divergence_min_bars, 1):
             none = np.empty(0, np.int64), *(np.empty(0) for _ in range(6))
             return DivergenceHits(*none), DivergenceHits(*none)
-        for mask, price, side in ((is_lo, self.recent("low", span), -1), (is_hi, self.recent("high", span), 1)):
+        for mask, price, side in ((is_lo, self._raw("low", span), -1), (is_hi, self._raw("high", span), 1)):
             # the pivot before it: the latest one, when within max_bars (an older one cannot qualify)
             lo = max(cur - p.divergence_max_bars, 0)
             before = mask[:, lo:cur]
@@ -228,9 +259,14 @@ def _pivots(a: np.ndarray, k: int, f) -> np.ndarray:
 
 def _recent_prices(mask: np.ndarray, price: np.ndarray, count: int) -> np.ndarray:
     """(symbols, count): the prices at the ``count`` most recent True slots of each row, most recent first."""
-    n = mask.shape[0]
+    n, width = mask.shape
     out = np.full((n, count), np.nan)
-    rank = np.cumsum(mask[:, ::-1], axis=1)[:, ::-1]  # pivots at or after each slot
-    rows, cols = np.nonzero(mask & (rank <= count))
-    out[rows, rank[rows, cols] - 1] = price[rows, cols]
+    flat = np.flatnonzero(mask)  # row-major: each row's slots in order
+    rows, cols = flat // width, flat % width
+    if len(rows):
+        end = np.cumsum(np.bincount(rows, minlength=n))
+        rank = end[rows] - np.arange(len(rows))  # 1 = the row's most recent
+        near = rank <= count
+        rows, cols = rows[near], cols[near]
+        out[rows, rank[near] - 1] = price[rows, cols]
     return out

@@ -24,11 +24,17 @@ class BarWindow:
     one contiguous slice (``view()``). Symbols are kept in name order. ``push`` stores a cycle's bars
     (the newest slot's ts again replaces in place: the forming bar). ``run`` counts, per symbol, the
     consecutive usable slots ending at the newest one.
+
+    ``pivot_k``: also keep the swing-high / swing-low flags of every slot (``pivots()``, the test of
+    ``live_panel._pivots`` on the raw high / low), each computed once: a slot's flag depends on the ``k``
+    slots either side, and only the newest slot ever changes, so a push recomputes one slot's flags.
     """
 
-    def __init__(self, length: int, columns: tuple[str, ...]) -> None:
+    def __init__(self, length: int, columns: tuple[str, ...], pivot_k: int | None = None) -> None:
         self.length = length
         self.columns = tuple(columns)
+        self.pivot_k = pivot_k if pivot_k and "high" in columns and "low" in columns else None
+        self._piv = np.zeros((2, 0, 2 * length), bool)  # [0] swing highs, [1] swing lows, like _data
         self._names = pd.Index([], dtype=object)  # sorted
         self._slot_ts = np.full(2 * length, _NAT, np.int64)
         self._pos = -1  # newest slot, 0 <= pos < length
@@ -47,12 +53,14 @@ class BarWindow:
         if (rows < 0).any():
             names = self._names.append(pd.Index(pd.unique(symbols[rows < 0]), dtype=object)).sort_values()
             grown = np.full((len(self.columns), len(names), 2 * self.length), np.nan)
+            piv = np.zeros((2, len(names), 2 * self.length), bool)
             at = names.get_indexer(self._names)
             run, before = np.zeros(len(names), np.int64), np.zeros(len(names), np.int64)
             if len(self._names):
                 grown[:, at, :] = self._data
+                piv[:, at, :] = self._piv
                 run[at], before[at] = self.run, self._run_before
-            self._names, self._data, self.run, self._run_before = names, grown, run, before
+            self._names, self._data, self.run, self._run_before, self._piv = names, grown, run, before, piv
             rows = names.get_indexer(symbols)
         return rows.astype(np.int64)
 
@@ -73,12 +81,38 @@ class BarWindow:
                 self._pos = (self._pos + 1) % w
                 self._slot_ts[[self._pos, self._pos + w]] = t
                 self._data[:, :, [self._pos, self._pos + w]] = np.nan
+                self._piv[:, :, [self._pos, self._pos + w]] = False
                 self._run_before = self.run
                 self.run = np.zeros(len(self._names), np.int64)
             i = np.flatnonzero(ts == t)
             self._data[:, rows[i], self._pos] = data[:, i]
             self._data[:, rows[i], self._pos + w] = data[:, i]
             self.run[rows[i]] = np.where(usable[i], np.minimum(self._run_before[rows[i]] + 1, w), 0)
+            if self.pivot_k:
+                self._update_pivots()
+
+    def _update_pivots(self) -> None:
+        """Flags of the slot ``k`` before the newest, the one whose ``k`` slots after it just became complete
+        (or whose newest one was replaced); newer slots stay False (their right side is incomplete)."""
+        from mintel.analytics.live_panel import _pivots
+
+        k, w, pos = self.pivot_k, self.length, self._pos
+        if w < 2 * k + 1:
+            return
+        around = slice(pos + w - 2 * k, pos + w + 1)  # slots newest-2k .. newest, in time order
+        at = [(pos - k) % w, (pos - k) % w + w]
+        for j, (name, f) in enumerate((("high", np.maximum), ("low", np.minimum))):
+            flags = _pivots(self._data[self.columns.index(name), :, around], k, f)[:, k]
+            self._piv[j][:, at] = flags[:, None]
+
+    def pivots(self) -> tuple[np.ndarray, np.ndarray]:
+        """(swing highs, swing lows) as (symbols x slots) flags over ``view()``'s slots, unmasked: a flag
+        needs the ``pivot_k`` slots either side usable, which the reader checks against its tail."""
+        if self._pos < 0:
+            return self._piv[0][:, :0], self._piv[1][:, :0]
+        start = self._pos + 1
+        lo = start + int(np.argmax(self._slot_ts[start : start + self.length] != _NAT))
+        return self._piv[0][:, lo : start + self.length], self._piv[1][:, lo : start + self.length]
 
     def view(self) -> tuple[np.ndarray, np.ndarray]:
         """(columns x symbols x slots, slot ts): the filled slots in time order, a view of the ring."""

@@ -110,3 +110,45 @@ def test_random_walks_with_jumps_equal_the_general_path():
     for t in ts[200:]:
         recent = check_cycle(engine, holes(bars[bars["ts"] == t], 0.02, int(t.minute)), recent, t)
     assert len(recent) > 10
+
+
+def test_window_pivot_flags_equal_the_panels_pivot_test():
+    """The window keeps swing flags one slot at a time; the panel's swings from them equal the test run on
+    its masked span every cycle, through holes, NaN highs, late symbols, partial cycles and forming bars."""
+    from mintel.analytics.detectors import DetectorParams
+    from mintel.analytics.live_panel import LivePanel
+
+    rng = np.random.default_rng(5)
+    params = DetectorParams()
+    engine = LiveEngine(None, "1m", params=params)
+    window = engine.window
+    assert window.pivot_k == params.pivot_k
+    names = np.array([f"P{i:02d}" for i in range(25)], object)
+    close = 100 + np.cumsum(rng.normal(0, 0.3, (len(names), 400)), axis=1)
+    ts = pd.date_range("2026-11-24 03:45", periods=400, freq="1min", tz="UTC")
+    for j, t in enumerate(ts):
+        live = rng.random(len(names)) >= 0.03  # some symbols miss a minute
+        live[20:] &= j >= 150  # late symbols
+        sel = np.flatnonzero(live)
+        c = close[sel, j] * (1 + rng.normal(0, 0.001, len(sel)))
+        frame = pd.DataFrame({"symbol": names[sel], "ts": t, "open": c, "high": c + rng.uniform(0, 0.2, len(sel)),
+                              "low": c - rng.uniform(0, 0.2, len(sel)), "close": c, "volume": 100.0})
+        for col in window.columns[5:]:
+            frame[col] = rng.normal(50, 10, len(sel))
+        frame.loc[rng.random(len(sel)) < 0.01, "high"] = np.nan  # an unusable bar with a finite low
+        halves = [frame] if j % 3 else [frame.iloc[: len(frame) // 2], frame.iloc[len(frame) // 2:]]  # partial cycles
+        for part in halves:
+            window.push(part)
+        if j % 4 == 0:  # the forming bar again, changed
+            window.push(frame.assign(high=frame["high"] * 1.0005, low=frame["low"] * 0.9995))
+        want = np.ones(len(window.names), bool)
+        fast = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
+        assert fast._piv is not None
+        slow = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
+        slow._piv = None
+        for a, b in zip(fast.swings, slow.swings):
+            np.testing.assert_array_equal(a, b)
+        for name in fast.levels:
+            np.testing.assert_array_equal(fast.levels[name].rows, slow.levels[name].rows)
+        for a, b in zip(fast.divergences, slow.divergences):
+            np.testing.assert_array_equal(a.rows, b.rows)
