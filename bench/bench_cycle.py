@@ -4,7 +4,7 @@
 
 The simulator stands in for the network (its fetch is timed separately), so the figures are the
 processing cost per cycle. The service first warms up on one session, then p50/p95 over the next
-cycles. Goals: p95 < 50 ms for 1000 symbols (issues 2 and 3).
+cycles. Compaction runs on the service's background thread; its passes are timed there. Goals: p95 < 50 ms for 1000 symbols (issues 2 and 3).
 """
 
 from __future__ import annotations
@@ -50,11 +50,12 @@ def run(n: int, warm: int = 60, cycles: int = 120) -> None:
         proc = np.array([r.processing_ms for r in reports])
         fetch = np.array([r.fetch_ms for r in reports])
         total = np.array([r.cycle_ms for r in reports])
-        compact = np.array([r.compact_ms for r in reports if r.compact_ms > 0.01])
+        passes = np.array(svc.compactor.passes) if svc.compactor is not None else np.zeros(0)
         print(
             f"{n:>5} symbols, {cycles} cycles: processing p50 {np.median(proc):6.1f} ms"
             f"  p95 {np.percentile(proc, 95):6.1f} ms | sim fetch p50 {np.median(fetch):5.1f} ms"
-            f" | whole cycle p95 {np.percentile(total, 95):6.1f} ms | compaction (every 30 cycles) median {np.median(compact):6.1f} ms"
+            f" | whole cycle p95 {np.percentile(total, 95):6.1f} max {total.max():6.1f} ms"
+            f" | compaction (every 30 cycles, background thread) median {np.median(passes) if len(passes) else float('nan'):6.1f} ms"
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -54,7 +54,7 @@ class IngestService:
     """Polls the provider (or the API manager over several) for the universe's bars and keeps the lake current."""
 
     def __init__(self, settings: Settings, lake: Lake, provider, universe: pd.DataFrame, *, clock=None,
-                 now_fn: Callable[[], pd.Timestamp] | None = None, alerts=None) -> None:
+                 now_fn: Callable[[], pd.Timestamp] | None = None, alerts=None, compact_in_background: bool = True) -> None:
         self.settings = settings
         self.alerts = alerts  # mintel.alerts.AlertEngine: this cycle's opportunities and outages become alerts
         self.new_opportunities = None  # the opportunities announced by the current cycle
@@ -71,6 +71,9 @@ class IngestService:
         self.next_ts: pd.Timestamp | None = None  # first bar open not yet written
         self.last_output = None  # the engine's output of the last cycle with bars
         self.cycle_no = 0
+        # Compaction runs beside the cycles on a worker thread (the lake's manifest protocol keeps
+        # readers exact while the writer appends); False: inside the cycle, as before.
+        self.compactor = lake.background_compactor(tiered=True) if compact_in_background else None
         self._resume()
 
     def _resume(self) -> None:
@@ -101,7 +104,10 @@ class IngestService:
         if self.settings.compact_every and self.cycle_no % self.settings.compact_every == 0:
             # Bounds the file count: the partitions being written merge only their new files (cheap);
             # a partition merges whole once, after it stops being written.
-            self.lake.compact(tiered=True)
+            if self.compactor is not None:
+                self.compactor.submit()  # returns at once; runs after a pass still in flight
+            else:
+                self.lake.compact(tiered=True)
         t3 = time.perf_counter()
         report = CycleReport(
             cycle=self.cycle_no, market_ts=newest, symbols=int(bars["symbol"].nunique()) if len(bars) else 0,
@@ -210,6 +216,8 @@ class IngestService:
                     ticks = max(k, int((now - start) / interval_s) + 1)
                     await asyncio.sleep(max(0.0, start + ticks * interval_s - now))
         finally:
+            if self.compactor is not None:  # a pass in flight finishes (bounded: one pass); none is cut short
+                await asyncio.to_thread(self.compactor.wait)
             await self.provider.aclose()
             if self.alerts is not None:
                 await self.alerts.aclose()  # waits a bounded time for queued sends, records the rest

@@ -232,10 +232,16 @@ class Lake:
     # ------------------------------------------------------------------ maintenance
 
     def compact(self, kind: str | None = None, *, interval: str | None = None, min_files: int = 2,
-                tiered: bool = False):
+                tiered: bool = False, written_by: str | None = None):
         from mintel.lake.maintenance import compact
 
-        return compact(self, kind=kind, interval=interval, min_files=min_files, tiered=tiered)
+        return compact(self, kind=kind, interval=interval, min_files=min_files, tiered=tiered, written_by=written_by)
+
+    def background_compactor(self, *, tiered: bool = True):
+        """A ``BackgroundCompactor``: compaction passes on a worker thread beside this (the writer's) appends."""
+        from mintel.lake.maintenance import BackgroundCompactor
+
+        return BackgroundCompactor(self, tiered=tiered)
 
     def retain(self, policy: dict[str, int | None] | None = None, *, now: TimeLike = None):
         from mintel.lake.maintenance import retain

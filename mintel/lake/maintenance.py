@@ -65,7 +65,7 @@ class CompactResult:
 
 
 def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None, min_files: int = 2,
-            tiered: bool = False) -> CompactResult:
+            tiered: bool = False, written_by: str | None = None) -> CompactResult:
     """Merge the files of each partition that has ``min_files`` or more into one sorted file.
 
     ``tiered``: in each table's newest partition (the one being written) merge only the files written
@@ -74,6 +74,10 @@ def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None,
     merged whole as usual (once, when they stop being written). Readers
     de-duplicate across the files, so the result reads the same; the key is unique in every file and,
     once the partition is merged whole, in the partition.
+
+    ``written_by``: a file id (``layout.new_file_id()``) taken when the pass was decided; only files
+    written up to then are merged, so a pass run beside the writer (``BackgroundCompactor``) merges what
+    was there when it was asked for, and files appended meanwhile wait for the next pass.
     """
     result = CompactResult()
     targets = [(kind, interval)] if kind is not None else lake.tables()
@@ -84,6 +88,8 @@ def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None,
         for part in parts:
             finish_interrupted(part)
             files = part.files()
+            if written_by is not None:
+                files = [f for f in files if layout.FILE_RE.match(f.name).group("id") <= written_by]
             if tiered and part is parts[-1]:
                 since = _since_last_compacted(files)
                 if len(files) - len(since) < TIER_FAN_IN:  # else: merged whole, bounding the file count
@@ -103,6 +109,75 @@ def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None,
             result.partitions, result.files_before, result.files_after, result.rows_before, result.rows_after,
         )
     return result
+
+
+class BackgroundCompactor:
+    """Compaction passes on a worker thread, off the writer's path, one at a time.
+
+    The single writer keeps appending while a pass runs; the manifest protocol is what makes that safe
+    (readers, in any process, hide a pass's inputs behind its published output; appended files are not
+    among them). ``submit`` asks for a pass over the files written so far and returns at once; passes
+    run in order, and when several wait behind a slow one they merge into one (over the newest
+    cutoff). ``wait`` returns once none is running or waiting (the service calls it when it stops). A
+    pass that fails is logged and left to the next one: the protocol leaves the partition readable at
+    every step, and the next pass finishes or rolls back what it left.
+    """
+
+    def __init__(self, lake: Lake, *, tiered: bool = True) -> None:
+        import threading
+
+        self.lake, self.tiered = lake, tiered
+        self._cond = threading.Condition()
+        self._pending: str | None = None  # cutoff of the pass asked for and not started
+        self._running = False
+        self._thread = None
+        self.passes: list[float] = []  # duration of each finished pass, ms
+        self.merged = 0  # passes folded into a later one while waiting
+        self.error: BaseException | None = None
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._running or self._pending is not None
+
+    def submit(self) -> None:
+        """Ask for a pass over the files written until now; returns at once."""
+        import threading
+
+        cutoff = layout.new_file_id()  # later than every file written so far, earlier than any to come
+        with self._cond:
+            if self._pending is not None:
+                self.merged += 1
+            self._pending = cutoff
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="mintel-compact", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                if self._pending is None:  # nothing asked for: the thread ends (submit starts another)
+                    self._thread = None
+                    self._cond.notify_all()
+                    return
+                cutoff, self._pending, self._running = self._pending, None, True
+            t0 = time.perf_counter()
+            try:
+                compact(self.lake, tiered=self.tiered, written_by=cutoff)
+            except Exception as exc:  # noqa: BLE001 - a background pass must not take the writer down
+                self.error = exc
+                log.exception("background compaction failed; the next pass finishes or rolls it back")
+            finally:
+                with self._cond:
+                    self.passes.append((time.perf_counter() - t0) * 1e3)
+                    self._running = False
+                    self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until no pass runs or waits; True when done within ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running and self._pending is None, timeout)
 
 
 def _since_last_compacted(files: list) -> list:
