@@ -58,7 +58,7 @@ class AlertSettings:
     kinds: tuple[str, ...] | None = None  # only these opportunity kinds (None: all)
     cooldown_s: float = 900.0  # per (symbol, kind); per provider for outages
     max_per_cycle: int = 25  # more symbol alerts in one cycle are recorded as suppressed, best scores sent
-    sinks: tuple[str, ...] = ("console", "file")
+    sinks: tuple[str, ...] = ("file",)  # console is opt-in: at 25 alerts a cycle it would drown the cycle lines
     file: Path | None = None  # JSONL sink; default <lake>/../alerts.jsonl
     webhook_style: str = "generic"  # generic | slack | discord, for the "webhook" sink
     timeout_s: float = 5.0  # per HTTP request

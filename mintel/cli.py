@@ -179,7 +179,8 @@ def _dashboard_server(args, lake):
 
     token = args.token or os.environ.get("MINTEL_DASHBOARD_TOKEN") or None
     kw = {"notebooks": args.notebooks} if getattr(args, "notebooks", None) else {}
-    return DashboardServer(lake=lake, ip=args.ip, port=args.port, token=token, max_kernels=args.max_kernels, **kw)
+    return DashboardServer(lake=lake, ip=args.ip, port=args.port, token=token, max_kernels=args.max_kernels,
+                           preheat=args.preheat, **kw)
 
 
 def _dashboard_log(lake):
@@ -447,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--port", type=int, default=8866, help="port (default 8866; 0 = any free one)")
         c.add_argument("--token", help="access token (default: MINTEL_DASHBOARD_TOKEN; generated when not on loopback)")
         c.add_argument("--max-kernels", type=int, default=12, dest="max_kernels", help="most dashboards open at once")
+        c.add_argument("--preheat", action="store_true",
+                       help="keep one kernel per dashboard rendered ahead (pages open faster; ~150 MB each)")
 
     c = command("up", cmd_up, "the main job: ingest live (the simulator by default) and serve the dashboards", data=False)
     ingest_options(c)

@@ -425,7 +425,7 @@ def test_settings_from_the_environment_and_the_alerts_table(tmp_path):
                                                    "MINTEL_WEBHOOK_URL": "https://example.com/x", "MINTEL_WEBHOOK_STYLE": "slack"})
     assert (a.min_score, a.sinks, a.webhook_style) == (65.0, ("file", "webhook"), "slack")
     d = AlertSettings.from_settings(Settings(), env={"MINTEL_WEBHOOK_URL": "https://example.com/x"})
-    assert d.sinks == ("console", "file", "webhook") and d.min_score == 70 and d.cooldown_s == 900
+    assert d.sinks == ("file", "webhook") and d.min_score == 70 and d.cooldown_s == 900
 
 
 def test_settings_refuse_urls_and_tokens_outside_the_environment(tmp_path):

@@ -54,6 +54,7 @@ class DashboardServer:
     notebooks: Path = field(default_factory=notebooks_dir)
     max_kernels: int = MAX_KERNELS
     cull_idle_s: int = CULL_IDLE_S
+    preheat: bool = False  # keep one kernel per dashboard rendered ahead: pages open in ~1 s, ~150 MB each
     process: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -91,6 +92,7 @@ class DashboardServer:
             f"--MappingKernelManager.cull_idle_timeout={self.cull_idle_s}",
             "--MappingKernelManager.cull_interval=60",
             "--MappingKernelManager.cull_connected=False",
+            *(["--preheat_kernel=True", "--pool_size=1"] if self.preheat else []),
         ]
 
     def env(self) -> dict[str, str]:

@@ -25,6 +25,8 @@ def test_safe_voila_options(tmp_path):
                 "--VoilaConfiguration.multi_kernel_manager_class=mintel.ui.serve.CappedKernelManager", "--no-browser"):
         assert opt in argv
     assert any(a.startswith("--MappingKernelManager.cull_idle_timeout=") for a in argv)
+    assert "--preheat_kernel=True" not in argv
+    assert {"--preheat_kernel=True", "--pool_size=1"} <= set(DashboardServer(lake=tmp_path / "lake", port=1, preheat=True).argv())
 
 
 def test_kernels_get_the_lake_but_no_secrets(tmp_path, monkeypatch):
