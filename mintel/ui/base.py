@@ -55,6 +55,14 @@ class View:
         return []
 
     # shared ------------------------------------------------------------------------------
+    def changed_snapshot(self, force: bool = False):
+        """The snapshot when it changed since this view last drew it (or ``force``), else None."""
+        snap = self.source.snapshot()
+        if not force and snap.version == getattr(self, "_drawn_version", None):
+            return None
+        self._drawn_version = snap.version
+        return snap
+
     def refresh(self, force: bool = False) -> bool:
         try:
             changed = self.update(force)

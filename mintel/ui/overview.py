@@ -88,7 +88,6 @@ class OverviewView(View):
         self.tiles = heat_map_frame(None)
         self.gainers = self.losers = self.spikes = pd.DataFrame()
         self.empty = True
-        self._version = None
         super().__init__(source, **kw)
 
     def build(self):
@@ -128,10 +127,9 @@ class OverviewView(View):
         return w.VBox([self.cards, self.gauges, self.heat_map, w.HBox(titled, layout=w.Layout(grid_gap="10px", flex_flow="row wrap"))])
 
     def update(self, force: bool = False) -> bool:
-        snap = self.source.snapshot()
-        if not force and snap.version == self._version:
+        snap = self.changed_snapshot(force)
+        if snap is None:
             return False
-        self._version = snap.version
         frame = snap.frame
         self.empty = frame.empty
         self.breadth = market_breadth(frame)

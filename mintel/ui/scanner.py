@@ -99,7 +99,6 @@ class ScannerView(View):
         self.state = state or ScannerState()
         self.shown = pd.DataFrame()  # the rows on screen (tests and the benchmark read it)
         self.matched = 0
-        self._version = None
         super().__init__(source, **kw)
 
     def build(self):
@@ -179,10 +178,9 @@ class ScannerView(View):
         self.refresh(force=True)
 
     def update(self, force: bool = False) -> bool:
-        snap = self.source.snapshot()
-        if not force and snap.version == self._version:
+        snap = self.changed_snapshot(force)
+        if snap is None:
             return False
-        self._version = snap.version
         frame = snap.frame
         self._sync_options(frame)
         watch = None
