@@ -523,9 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--interval", default="1d")
     c.add_argument("--universe")
 
-    from mintel import reports
+    from mintel import lab, reports
 
     reports.add_parser(sub, command)
+    lab.add_parser(sub, command)
 
     c = command("health", cmd_health, "providers, rates, errors, latency, cycle times, lake size")
     c.add_argument("--minutes", type=float, default=15.0, help="window of recent metrics (default 15)")

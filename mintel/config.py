@@ -67,6 +67,8 @@ class Settings:
     retention: Mapping[str, int | None] = field(default_factory=dict)
     provider: Mapping[str, ProviderSettings] = field(default_factory=dict)
     alerts: Mapping[str, Any] = field(default_factory=dict)  # the [alerts] table (mintel.alerts.AlertSettings)
+    lab_fees: float | None = None  # signal lab portfolio costs (fraction per trade); None: the lab's default
+    lab_slippage: float | None = None
     schedule: tuple[Mapping[str, Any], ...] = ()  # [[schedule]] jobs (mintel.schedule); none: the defaults
     config_file: Path | None = None
 
@@ -102,7 +104,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: Mapping[str, str]
     values: dict[str, Any] = {}
     for key, cast in (("lake", Path), ("universe", str), ("interval", str), ("interval_s", float), ("seed", int),
                       ("sim_speed", float), ("compact_every", int), ("cooldown", int), ("source", str),
-                      ("always_on", _bool)):
+                      ("always_on", _bool), ("lab_fees", float), ("lab_slippage", float)):
         if key in top:
             values[key] = _cast(file, key, top[key], cast)
         env_key = f"MINTEL_{key.upper()}"
