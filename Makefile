@@ -28,3 +28,8 @@ bench: install
 
 clean-lake:
 	rm -rf data/lake
+
+# Long reliability runs (issue 8) that CI has no time for; each prints its figures and fails on a
+# problem. The crash soak: 60+ SIGKILLs of real ingest/compaction processes (SOAK_CRASH_KILLS=N).
+soak: install
+	$(PY) -m bench.bench_crash

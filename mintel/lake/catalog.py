@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from mintel import schema
 from mintel.errors import DataError, LakeError
-from mintel.lake import layout
+from mintel.lake import faults, layout
 from mintel.lake.layout import Partition
 
 log = logging.getLogger(__name__)
@@ -98,14 +98,23 @@ class Lake:
         """Write to a hidden temporary name in the target directory, then rename it into place."""
         directory = path.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            created = not directory.is_dir()
+            if created:
+                directory.mkdir(parents=True, exist_ok=True)
             tmp = layout.tmp_path(directory)
             with open(tmp, "wb") as fh:
                 pq.write_table(table, fh, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
                 if self.durable:
                     fh.flush()
                     os.fsync(fh.fileno())
+            self._crash_point("tmp", path)
             os.replace(tmp, path)
+            self._crash_point("renamed", path)
+            if self.durable:  # the rename, and a new partition's own entry, survive a power cut too
+                for d in [directory, *(directory.parents if created else ())]:
+                    _fsync_dir(d)
+                    if d == self.root:
+                        break
         except OSError as exc:
             try:
                 if "tmp" in locals():
@@ -113,6 +122,13 @@ class Lake:
             except OSError:
                 pass
             raise LakeError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+    def _crash_point(self, stage: str, path: Path) -> None:
+        """The opt-in fault hook (mintel.lake.faults) at ``stage`` of publishing ``path``; a no-op unless armed."""
+        if faults.armed():
+            m = layout.FILE_RE.match(path.name)
+            what = "snapshot" if path.name == layout.SNAPSHOT_FILE else "compact" if m and m.group("compacted") else "append"
+            faults.reached(f"{what}.{stage}", path.relative_to(self.root).parts[0])
 
     # ------------------------------------------------------------------ reading
 
@@ -269,6 +285,14 @@ class Lake:
 # ---------------------------------------------------------------------- helpers
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _visible_files(p: Partition) -> list[Path]:
     """Files a reader should read: inputs of a published compaction are hidden behind its output."""
     files = p.files()
@@ -279,11 +303,21 @@ def _visible_files(p: Partition) -> list[Path]:
         m = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return files
-    names = {f.name for f in files}
-    if m.get("output") in names:
-        hidden = set(m.get("inputs", [])) - {m["output"]}
-        return [f for f in files if f.name not in hidden]
-    return files
+    hidden = superseded(m, {f.name for f in files})
+    return [f for f in files if f.name not in hidden] if hidden else files
+
+
+def superseded(manifest: dict, names: set[str]) -> set[str]:
+    """The inputs a compaction manifest hides: all of them once its output exists, none before.
+
+    An output that is also an input (re-merging a partition whose newest file is already compacted
+    replaces that file in place) proves nothing: it existed before the merge was written, so nothing is
+    hidden; readers de-duplicate the inputs, which are then read as they are, old or merged.
+    """
+    output, inputs = manifest.get("output"), set(manifest.get("inputs", []))
+    if not output or output not in names or output in inputs:
+        return set()
+    return inputs
 
 
 def _symbol_list(symbols: Sequence[str] | str) -> list[str]:

@@ -90,7 +90,8 @@ class Partition:
 
     def temporaries(self) -> list[Path]:
         try:
-            return [Path(e.path) for e in os.scandir(self.path) if e.name.startswith(TMP_PREFIX)]
+            # ".part-….tmp" data files and "._compacting.json.….tmp" manifests a crash left behind
+            return [Path(e.path) for e in os.scandir(self.path) if e.name.startswith(".") and e.name.endswith(TMP_SUFFIX)]
         except FileNotFoundError:
             return []
 

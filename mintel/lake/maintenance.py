@@ -8,7 +8,8 @@ Compaction of a partition, crash-safe at every step:
 
 While the manifest and the output both exist, readers skip the inputs, so no row is seen twice and
 none is missed. A crash before step 2 leaves the inputs; after it, the next ``compact`` (or any
-reader) finishes the job.
+reader) finishes the job. An output that is itself an input (``superseded``) hides nothing.
+Crash points for the crash-safety suite: mintel/lake/faults.py.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mintel import schema
-from mintel.lake import layout
-from mintel.lake.catalog import MANIFEST, Lake, _dedup_sorted, _timestamp
+from mintel.errors import LakeError
+from mintel.lake import faults, layout
+from mintel.lake.catalog import MANIFEST, Lake, _dedup_sorted, _timestamp, superseded
 from mintel.lake.layout import Partition
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None,
     """
     result = CompactResult()
     targets = [(kind, interval)] if kind is not None else lake.tables()
+    if kind in (None, "snapshot"):  # a snapshot replace cut short leaves its temporary beside latest.parquet
+        finish_interrupted(Partition(lake.root / "snapshot", "snapshot", None, "", ""))
     for table_name, iv in targets:
         if table_name == "snapshot":
             continue
@@ -165,6 +169,9 @@ class BackgroundCompactor:
             t0 = time.perf_counter()
             try:
                 compact(self.lake, tiered=self.tiered, written_by=cutoff)
+            except (LakeError, OSError) as exc:  # disk full, read-only: one line; the writer's next append says it too
+                self.error = exc
+                log.error("background compaction failed: %s (the next pass retries)", exc)
             except Exception as exc:  # noqa: BLE001 - a background pass must not take the writer down
                 self.error = exc
                 log.exception("background compaction failed; the next pass finishes or rolls it back")
@@ -193,10 +200,17 @@ def _compact_partition(lake: Lake, part: Partition, files: list) -> tuple[int, i
     output = f"part-{newest}-c.parquet"
     manifest = part.path / MANIFEST
     _write_json_atomic(manifest, {"output": output, "inputs": [f.name for f in files]})
-    lake._publish(table, part.path / output)
+    faults.reached("compact.manifest", part.table)
+    try:
+        lake._publish(table, part.path / output)
+    except (LakeError, OSError):  # nothing published (disk full, read-only): roll back at once
+        _unlink(manifest)
+        raise
+    faults.reached("compact.published", part.table)
     for f in files:
         if f.name != output:
             _unlink(f)
+            faults.reached("compact.unlinked", part.table)
     _unlink(manifest)
     return rows_before, table.num_rows
 
@@ -209,10 +223,8 @@ def finish_interrupted(part: Partition) -> None:
             m = json.loads(manifest.read_text())
         except (OSError, ValueError):
             m = {}
-        if m.get("output") and (part.path / m["output"]).exists():
-            for name in m.get("inputs", []):
-                if name != m["output"]:
-                    _unlink(part.path / name)
+        for name in superseded(m, {f.name for f in part.files()}):  # published: finish; else roll back
+            _unlink(part.path / name)
         _unlink(manifest)
     now = time.time()
     for tmp in part.temporaries():
@@ -293,8 +305,18 @@ def stats(lake: Lake) -> pd.DataFrame:
 
 def _write_json_atomic(path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(payload))
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before the output it announces (whose publish syncs the directory)
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full, read-only: a one-line LakeError, nothing left behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise LakeError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
 
 def _unlink(path) -> None:
