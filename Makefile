@@ -31,5 +31,7 @@ clean-lake:
 
 # Long reliability runs (issue 8) that CI has no time for; each prints its figures and fails on a
 # problem. The crash soak: 60+ SIGKILLs of real ingest/compaction processes (SOAK_CRASH_KILLS=N).
+# The load soak: 5000 symbols every 5 s with reports and three dashboard kernels (SOAK_LOAD_MINUTES, default 10).
 soak: install
 	$(PY) -m bench.bench_crash
+	$(PY) -m bench.bench_load
