@@ -27,7 +27,7 @@ from mintel import calendar
 from mintel.errors import DataError, MintelError, ProviderUnavailable, RateLimited, SymbolNotFound
 from mintel.providers.base import Capabilities, RateLimit
 from mintel.providers.http import (
-    HttpProvider, bars_frame, completed, concat_bars, empty_bars, in_range, kinded, numbers, quotes_frame,
+    HttpProvider, bars_frame, completed, concat_bars, empty_bars, in_range, kinded, local_times, numbers, quotes_frame,
     raise_first, utc,
 )
 
@@ -67,26 +67,28 @@ def _series_key(payload: dict) -> str | None:
     return next((k for k in payload if k.startswith("Time Series")), None)
 
 
-def parse_time_series(payload: Any, symbol: str, interval: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def parse_time_series(payload: Any, symbol: str, interval: str, *, ticker: str | None = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(bars, rejected with ``reason``) for ``symbol`` from a TIME_SERIES_INTRADAY/DAILY answer.
 
     Keys are read in the meta data's time zone (``"6. Time Zone"`` intraday, ``"5. Time Zone"``
-    daily); daily keys are session dates and become 00:00 UTC.
+    daily); daily keys are session dates and become 00:00 UTC. A series of another ticker than
+    ``ticker`` (``"2. Symbol"``) is ProviderUnavailable, never stored as ours.
     """
     check_payload(payload, symbol)
     key = _series_key(payload)
     series = payload.get(key) if key else None
     if not isinstance(series, dict) or not series:
         return empty_bars()
-    meta = payload.get("Meta Data") or {}
+    meta = payload.get("Meta Data") if isinstance(payload.get("Meta Data"), dict) else {}
+    said = str(next((v for k, v in meta.items() if str(k).endswith("Symbol")), "") or "").strip().upper()
+    if ticker and said and said != ticker.strip().upper():
+        raise kinded(ProviderUnavailable(f"{NAME}: {symbol}: the answer is the series of {said}, not {ticker}",
+                                         provider=NAME), "malformed")
     zone = next((v for k, v in meta.items() if k.endswith("Time Zone")), None) or "US/Eastern"
     stamps = sorted(series)
     rows = [series[k] if isinstance(series[k], dict) else {} for k in stamps]
-    local = pd.DatetimeIndex(pd.to_datetime(pd.Series(stamps, dtype=object), errors="coerce"))
-    if interval == "1d":
-        ts = local.normalize().tz_localize("UTC")
-    else:
-        ts = local.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
+    ts = local_times(stamps, zone, interval, NAME)
     cols = {f: numbers([r.get(k) for r in rows], len(rows)) for f, k in _FIELD_KEYS.items()}
     return bars_frame(interval, symbol, ts, {f: c[0] for f, c in cols.items()}, NAME,
                       present={f: c[1] for f, c in cols.items()})
@@ -101,14 +103,14 @@ def parse_global_quote(payload: Any, symbol: str, *, exchange: str | None = None
     if not isinstance(q, dict) or not q:
         raise kinded(SymbolNotFound(f"{NAME}: {symbol}: no quote (empty 'Global Quote')", provider=NAME,
                                     symbols=[symbol]), "not_found")
-    day = pd.to_datetime(q.get("07. latest trading day"), errors="coerce")
+    day = local_times([q.get("07. latest trading day")], None, "1d", NAME)[0]  # NaT when unreadable
     ts = pd.NaT
     if not pd.isna(day):
-        ts = pd.Timestamp(day).tz_localize("UTC")
+        ts = day
         if exchange:
             try:
-                ts = calendar.session_bounds(exchange, pd.Timestamp(day))[1]
-            except (MintelError, KeyError):
+                ts = calendar.session_bounds(exchange, day.tz_localize(None))[1]
+            except (MintelError, KeyError, ValueError):
                 pass
         if now is not None:
             ts = min(ts, now)
@@ -163,7 +165,7 @@ class AlphaVantageProvider(HttpProvider):
         params["outputsize"] = "full" if start is not None and utc(start) < now - span else "compact"
         async with self.semaphore:
             payload = await self.get_json("/query", params, symbols=[symbol])
-        return parse_time_series(payload, symbol, interval)
+        return parse_time_series(payload, symbol, interval, ticker=params["symbol"])
 
     async def fetch_quotes(self, symbols: list[str]) -> pd.DataFrame:
         """GLOBAL_QUOTE per symbol; unknown symbols are skipped unless none is known."""

@@ -89,6 +89,21 @@ for _name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "ht
         _logger.addFilter(_RedactFilter())
 
 
+def server_time(response: httpx.Response) -> float | None:
+    """The server's clock from its Date header (epoch seconds), None when absent or unreadable."""
+    try:
+        when = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() if when is not None and when.tzinfo is not None else None
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """Seconds to wait from a response's Retry-After. An HTTP-date is read against the server's own
+    Date header when it sent one, so a server whose clock is off does not pause us for the skew."""
+    return parse_retry_after(response.headers.get("Retry-After"), now=server_time(response))
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date; None when absent or unreadable."""
     if value is None or not str(value).strip():
@@ -120,7 +135,7 @@ class RequestRecord:
     endpoint: str  # path only, never the query
     status: int | None  # None when no answer came (timeout, connection error)
     latency_ms: float
-    error_kind: str | None  # None | timeout | connection | server_error | malformed | rate_limited | not_found | auth | error
+    error_kind: str | None  # None | timeout | cancelled | connection | server_error | malformed | rate_limited | not_found | auth | error
     cost: int = 1  # rate-limit units: requests, or credits for credit-metered providers
 
 
@@ -281,6 +296,9 @@ class HttpProvider:
         except ProviderError as exc:
             kind = error_kind(exc)
             raise
+        except asyncio.CancelledError:  # the caller's timeout or deadline: no answer came in time
+            kind = "cancelled"
+            raise
         finally:
             latency_ms = (time.perf_counter() - t0) * 1e3
             now = pd.Timestamp.now(tz="UTC")
@@ -340,7 +358,7 @@ def check_status(name: str, response: httpx.Response, symbols: Sequence[str]) ->
         return
     body = snippet(response.text)
     if status == 429:
-        retry = parse_retry_after(response.headers.get("Retry-After"))
+        retry = retry_after_s(response)
         wait = f", retry after {retry:.0f} s" if retry is not None else ""
         raise kinded(RateLimited(f"{name}: GET {endpoint}: rate limited (HTTP 429{wait})", provider=name,
                                  retry_after_s=retry), "rate_limited")
@@ -376,6 +394,52 @@ def numbers(values: Sequence[Any] | None, n: int) -> tuple[np.ndarray, np.ndarra
     return pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(dtype=float), present
 
 
+_NS_MIN, _NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
+def utc_ns(ts: Any) -> pd.DatetimeIndex:
+    """``ts`` as UTC nanosecond stamps (naive ones are UTC); instants nanoseconds cannot hold (a
+    payload's year 1600 or 2300) become NaT, so the row is rejected rather than the answer crashing."""
+    ts = pd.DatetimeIndex(ts)
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    return ts.where((ts >= _NS_MIN) & (ts <= _NS_MAX)).as_unit("ns")
+
+
+def local_times(values: Sequence[Any], zone: Any, interval: str, name: str) -> pd.DatetimeIndex:
+    """A payload's naive local datetimes (``zone``) as UTC; daily ones keep their date at 00:00 UTC.
+    Unreadable values become NaT (their rows are rejected); an unknown ``zone`` is a malformed answer."""
+    try:
+        local = pd.DatetimeIndex(pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce"))
+        if local.tz is not None:
+            raise TypeError("zoned datetimes")
+    except (ValueError, TypeError, OverflowError):  # mixed or zoned values: one at a time, zoned ones unreadable
+        local = pd.DatetimeIndex([_naive_time(v) for v in values], dtype="datetime64[ns]")
+    if interval == "1d":
+        return local.normalize().tz_localize("UTC")
+    try:
+        return local.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
+    except (KeyError, ValueError, TypeError) as exc:  # ZoneInfoNotFoundError and pytz's are KeyErrors
+        raise kinded(ProviderUnavailable(f"{name}: unknown time zone {str(zone)[:40]!r} in the answer ({type(exc).__name__})",
+                                         provider=name), "malformed") from None
+
+
+def _naive_time(value: Any) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(value) if isinstance(value, str) else pd.NaT
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    return pd.NaT if t is pd.NaT or t.tzinfo is not None or not (_NS_MIN.tz_localize(None) <= t <= _NS_MAX.tz_localize(None)) else t
+
+
+def epoch_s(value: Any) -> pd.Timestamp:
+    """A payload's epoch seconds as a UTC Timestamp; NaT when it is not a number nanoseconds can hold."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return pd.NaT
+    return pd.Timestamp(int(t), unit="s", tz="UTC") if np.isfinite(t) and abs(t) < 9.2e9 else pd.NaT
+
+
 def bars_frame(interval: str, symbol: str | Sequence[str], ts: Any, fields: Mapping[str, np.ndarray], source: str,
                present: Mapping[str, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(bars, rejected) in the canonical bars columns from parallel arrays.
@@ -385,8 +449,7 @@ def bars_frame(interval: str, symbol: str | Sequence[str], ts: Any, fields: Mapp
     with a reason naming the fields. Values are otherwise kept as sent: validity (finite, positive,
     ``low <= high`` ...) is the validate stage's job (``schema.split_valid_bars``).
     """
-    ts = pd.DatetimeIndex(ts)
-    ts = (ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")).as_unit("ns")
+    ts = utc_ns(ts)
     n = len(ts)
     frame = pd.DataFrame({
         "interval": interval, "symbol": symbol if isinstance(symbol, str) else list(symbol), "ts": ts,
@@ -430,7 +493,7 @@ def quotes_frame(rows: Sequence[Mapping[str, Any]], source: str) -> pd.DataFrame
     frame = pd.DataFrame(list(rows))
     frame = frame.reindex(columns=list(_QUOTE_DTYPES))
     frame["source"] = source
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["ts"] = utc_ns(pd.to_datetime(frame["ts"], utc=True, errors="coerce"))
     for c in ("price", "open", "high", "low", "prev_close", "day_volume", "bid", "ask"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     return frame.astype(_QUOTE_DTYPES).reset_index(drop=True)

@@ -27,8 +27,8 @@ from mintel import calendar
 from mintel.errors import DataError, ProviderError, ProviderUnavailable, RateLimited, SymbolNotFound
 from mintel.providers.base import Capabilities, RateLimit
 from mintel.providers.http import (
-    FIELDS, HttpProvider, bars_frame, completed, concat_bars, empty_bars, in_range, kinded, numbers,
-    parse_retry_after, quotes_frame, utc,
+    FIELDS, HttpProvider, bars_frame, completed, concat_bars, empty_bars, epoch_s, in_range, kinded, local_times, numbers,
+    quotes_frame, retry_after_s, utc,
 )
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,10 @@ US = {"US", ""}
 def error_of(item: dict, symbols: Sequence[str], now: float | None = None) -> ProviderError | None:
     """The mintel error an error object ``{"code", "message", "status": "error"}`` means; None for
     "no data on these dates" (an empty answer, not a failure)."""
-    code = int(item.get("code") or 0)
+    try:
+        code = int(float(item.get("code") or 0))  # a number, or its text
+    except (TypeError, ValueError, OverflowError):
+        code = 0
     message = str(item.get("message") or "")
     text = f"{NAME}: {', '.join(symbols)}: {message} (code {code})"
     low = message.lower()
@@ -78,17 +81,24 @@ def _items(payload: Any, symbols: Sequence[str], single_keys: tuple[str, ...]) -
         return {}
     if len(symbols) == 1 and any(k in payload for k in single_keys):
         return {symbols[0]: payload}
+    if not any(s in payload for s in symbols):
+        # Neither one symbol's object nor a batch keyed by the symbols asked: a broken answer (a proxy's
+        # page, an API change), not news that every symbol is unknown, which would be remembered.
+        raise kinded(ProviderUnavailable(f"{NAME}: unexpected payload (keys: {', '.join(map(str, list(payload)[:5]))})",
+                                         provider=NAME), "malformed")
     return {s: payload.get(s) for s in symbols}
 
 
-def parse_time_series(payload: Any, symbols: Sequence[str], interval: str, *, tz: str | None = None
-                      ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, ProviderError]]:
+def parse_time_series(payload: Any, symbols: Sequence[str], interval: str, *, tz: str | None = None,
+                      tickers: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, ProviderError]]:
     """(bars, rejected with ``reason``, problems) from a ``/time_series`` answer for ``symbols``.
 
-    ``problems`` maps each symbol that came back as an error (or not at all) to its mintel error.
+    ``problems`` maps each symbol that came back as an error (or not at all), or as another
+    symbol's series (``meta.symbol`` neither the symbol nor its ticker in ``tickers``), to its error.
     Datetimes are read in ``tz`` (default ``meta.exchange_timezone``); daily bars keep their date.
     """
     bars, rejected, problems = [], [], {}
+    ticker_of = dict(zip(symbols, tickers or symbols))
     for sym, item in _items(payload, symbols, ("values", "meta")).items():
         if item is None:
             problems[sym] = kinded(SymbolNotFound(f"{NAME}: {sym}: missing from the answer", provider=NAME,
@@ -99,15 +109,25 @@ def parse_time_series(payload: Any, symbols: Sequence[str], interval: str, *, tz
             if err is not None:
                 problems[sym] = err
             continue
+        if not isinstance(item, dict):
+            problems[sym] = kinded(ProviderUnavailable(f"{NAME}: {sym}: unexpected {type(item).__name__} in the answer",
+                                                       provider=NAME), "malformed")
+            continue
+        meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
+        said = str(meta.get("symbol") or "").split(":")[0].strip().upper()
+        if said and said not in (sym.upper(), str(ticker_of[sym]).upper()):
+            problems[sym] = kinded(ProviderUnavailable(f"{NAME}: {sym}: the answer carries {said}'s series",
+                                                       provider=NAME), "malformed")
+            continue
         values = [v for v in (item.get("values") or []) if isinstance(v, dict)]
         if not values:
             continue
-        zone = tz or (item.get("meta") or {}).get("exchange_timezone") or "UTC"
-        local = pd.to_datetime(pd.Series([v.get("datetime") for v in values], dtype=object), errors="coerce")
-        if interval == "1d":
-            ts = pd.DatetimeIndex(local).normalize().tz_localize("UTC")
-        else:
-            ts = pd.DatetimeIndex(local).tz_localize(zone, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
+        zone = tz or meta.get("exchange_timezone") or "UTC"
+        try:
+            ts = local_times([v.get("datetime") for v in values], zone, interval, NAME)
+        except ProviderError as exc:
+            problems[sym] = exc
+            continue
         cols = {f: numbers([v.get(f) for v in values], len(values)) for f in FIELDS}
         b, r = bars_frame(interval, sym, ts, {f: c[0] for f, c in cols.items()}, NAME,
                           present={f: c[1] for f, c in cols.items()})
@@ -123,16 +143,20 @@ def parse_quotes(payload: Any, symbols: Sequence[str]) -> tuple[pd.DataFrame, di
     """(quotes, problems) from a ``/quote`` answer; ``close`` is the last price, ``volume`` the day's so far."""
     rows, problems = [], {}
     for sym, item in _items(payload, symbols, ("close", "datetime", "symbol")).items():
+        if item is not None and not isinstance(item, dict):
+            problems[sym] = kinded(ProviderUnavailable(f"{NAME}: {sym}: unexpected {type(item).__name__} in the answer",
+                                                       provider=NAME), "malformed")
+            continue
         if item is None or _is_error(item):
             err = error_of(item, [sym]) if item is not None else kinded(
                 SymbolNotFound(f"{NAME}: {sym}: missing from the answer", provider=NAME, symbols=[sym]), "not_found")
             if err is not None:
                 problems[sym] = err
             continue
-        t = pd.to_numeric(item.get("last_quote_at") or item.get("timestamp"), errors="coerce")
+        t = item.get("last_quote_at") or item.get("timestamp")
         rows.append({
             "symbol": sym,
-            "ts": pd.NaT if pd.isna(t) else pd.Timestamp(int(t), unit="s", tz="UTC"),
+            "ts": epoch_s(t),
             "price": item.get("close"), "open": item.get("open"), "high": item.get("high"), "low": item.get("low"),
             "prev_close": item.get("previous_close"), "day_volume": item.get("volume"),
         })
@@ -208,7 +232,8 @@ class TwelveDataProvider(HttpProvider):
             params["end_date"] = _local((utc(end) if end is not None else self.now()) + step, zone, interval)
         payload = await self.get_json("/time_series", params, symbols=symbols, headers=self._headers(),
                                       cost=len(symbols))
-        return parse_time_series(payload, symbols, interval, tz=None if zone else "UTC")
+        return parse_time_series(payload, symbols, interval, tz=None if zone else "UTC",
+                                 tickers=[self.ticker(s, exchange) for s in symbols])
 
     async def fetch_quotes(self, symbols: list[str]) -> pd.DataFrame:
         """Quotes for ``symbols``, one request per exchange; unknown symbols are skipped unless none is known."""
@@ -230,7 +255,7 @@ class TwelveDataProvider(HttpProvider):
         if _is_error(payload) and not any(s in payload for s in symbols):
             err = error_of(payload, symbols)
             if isinstance(err, RateLimited) and "Retry-After" in response.headers:
-                err.retry_after_s = parse_retry_after(response.headers["Retry-After"])
+                err.retry_after_s = retry_after_s(response)
             if err is not None:
                 raise err
 

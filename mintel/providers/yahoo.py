@@ -32,7 +32,7 @@ import pandas as pd
 from mintel.errors import DataError, ProviderError, ProviderUnavailable, SymbolNotFound
 from mintel.providers.base import Capabilities, RateLimit
 from mintel.providers.http import (
-    HttpProvider, bars_frame, check_status, completed, concat_bars, empty_bars, in_range, kinded, numbers,
+    HttpProvider, bars_frame, check_status, completed, concat_bars, empty_bars, epoch_s, in_range, kinded, numbers,
     quotes_frame, raise_first, session_dates, snippet, utc,
 )
 from mintel.universe import canonical_symbol
@@ -49,12 +49,13 @@ INTERVALS = {"1m": "1m", "2m": "2m", "5m": "5m", "15m": "15m", "30m": "30m", "1h
 # ------------------------------------------------------------------------------------ parsing
 
 
-def parse_chart(payload: Any, symbol: str, interval: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def parse_chart(payload: Any, symbol: str, interval: str, *, ticker: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(bars, rejected with ``reason``) for ``symbol`` from a chart payload.
 
     Minutes where every price is null are skipped (no trades); rows with some nulls are rejected
     with the fields named; a payload without ``timestamp`` or with an empty quote is an empty
-    frame; an error payload raises SymbolNotFound ("Not Found") or ProviderError (others).
+    frame; an error payload raises SymbolNotFound ("Not Found") or ProviderError (others); a chart
+    of another ticker than ``ticker`` (``meta.symbol``) is ProviderUnavailable, never stored as ours.
     """
     chart = payload.get("chart") if isinstance(payload, dict) else None
     if not isinstance(chart, dict):
@@ -69,7 +70,14 @@ def parse_chart(payload: Any, symbol: str, interval: str) -> tuple[pd.DataFrame,
     result = chart.get("result") or []
     if not result:
         return empty_bars()
-    r = result[0] or {}
+    r = result[0] if isinstance(result, list) and isinstance(result[0], dict) else None
+    if r is None:
+        raise kinded(ProviderUnavailable(f"{NAME}: {symbol}: malformed chart result", provider=NAME), "malformed")
+    meta = r.get("meta") if isinstance(r.get("meta"), dict) else {}
+    said = str(meta.get("symbol") or "").strip().upper()
+    if ticker and said and said != ticker.strip().upper():
+        raise kinded(ProviderUnavailable(f"{NAME}: {symbol}: the answer is the chart of {said}, not {ticker}",
+                                         provider=NAME), "malformed")
     timestamps = r.get("timestamp") or []
     quotes = (r.get("indicators") or {}).get("quote") or [{}]
     q = quotes[0] or {}
@@ -79,10 +87,10 @@ def parse_chart(payload: Any, symbol: str, interval: str) -> tuple[pd.DataFrame,
     try:
         columns = {f: numbers(q.get(f), n) for f in ("open", "high", "low", "close", "volume")}
         ts = pd.to_datetime(np.asarray(timestamps, dtype="int64"), unit="s", utc=True)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise kinded(ProviderUnavailable(f"{NAME}: {symbol}: malformed chart arrays ({exc})", provider=NAME),
                      "malformed") from None
-    tz = (r.get("meta") or {}).get("exchangeTimezoneName")
+    tz = meta.get("exchangeTimezoneName")
     if interval == "1d":
         ts = session_dates(ts, tz)
     else:
@@ -111,7 +119,7 @@ def parse_quote(payload: Any) -> pd.DataFrame:
         t = item.get("regularMarketTime")
         rows.append({
             "symbol": item["symbol"],
-            "ts": pd.Timestamp(int(t), unit="s", tz="UTC") if isinstance(t, (int, float)) else pd.NaT,
+            "ts": epoch_s(t) if isinstance(t, (int, float)) else pd.NaT,
             "price": item.get("regularMarketPrice"),
             "open": item.get("regularMarketOpen"),
             "high": item.get("regularMarketDayHigh"),
@@ -186,7 +194,7 @@ class YahooProvider(HttpProvider):
         ticker = self.ticker(symbol)
         async with self.semaphore:
             payload = await self.get_json(f"/v8/finance/chart/{urlquote(ticker, safe='')}", params, symbols=[symbol])
-        return parse_chart(payload, symbol, interval)
+        return parse_chart(payload, symbol, interval, ticker=ticker)
 
     def check_payload(self, response: httpx.Response, payload: Any, symbols: Sequence[str]) -> None:
         chart = payload.get("chart") if isinstance(payload, dict) else None

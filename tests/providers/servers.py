@@ -19,6 +19,14 @@ Faults (``srv.faults``): ``server_error`` (next N requests answer ``server_statu
 ``BAD_ROW`` of every symbol's bars in each answer, oldest first: close NaN, low negative, high
 below low), ``null_minutes`` (row 2 all null, row 3 with null open and close; real for Yahoo). ``srv.reset()`` clears faults, the request
 log and the rate-limit window.
+
+Scripted faults, for long mixed runs (defaults off): ``script`` is a list of fault names the next
+requests get, one each, in order (``SCRIPTED``: slow, timeout, 500/502/503, reset, disconnect,
+truncate, garbage, 429, 429_bare, 429_date, wrong_shape, wrong_symbol, duplicate, shuffle); ``bad_rows`` maps
+``(symbol, ts)`` to a row fault (nan_close, negative_low, zero_open, high_below_low) applied to that
+bar in every answer that carries it; ``clock_skew_s`` sets the server's clock (its Date header and
+HTTP-date Retry-After) off by that much. ``srv.injected`` counts every scripted fault and 5xx served.
+A request with a scripted fault gets that fault alone (no rate-limit window, no ``server_error``).
 """
 
 from __future__ import annotations
@@ -26,8 +34,11 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import socket
+import struct
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,7 +50,7 @@ import pandas as pd
 from mintel import calendar
 from mintel.config import ProviderSettings, Secret
 from mintel.providers.sim import SimClock, SimMarket
-from mintel.universe import canonical_symbol
+from mintel.universe import canonical_symbol, provider_ticker
 
 SYMBOLS = ("RELIANCE", "TCS", "INFY", "HDFCBANK", "M&M", "BAJAJ-AUTO")
 START = "2026-11-16"  # a Monday; the market plays MINUTES trading minutes from its open
@@ -76,6 +87,17 @@ class Faults:
     negative_price: bool = False
     high_below_low: bool = False
     null_minutes: bool = False
+    script: list[str] = field(default_factory=list)  # faults for the next requests, one each (SCRIPTED)
+    bad_rows: dict[tuple[str, pd.Timestamp], str] = field(default_factory=dict)  # (symbol, ts) -> ROW_FAULTS kind
+    clock_skew_s: float = 0.0  # the server's clock minus the true time
+    slow_s: float = 0.15  # "slow": answered late but within a client's timeout
+    timeout_s: float = 1.5  # "timeout": answered after this long (longer than the client's timeout)
+
+
+SCRIPTED = ("slow", "timeout", "500", "502", "503", "reset", "disconnect", "truncate", "garbage", "429", "429_bare",
+            "429_date", "wrong_shape", "wrong_symbol", "duplicate", "shuffle")
+ROW_FAULTS = ("nan_close", "negative_low", "zero_open", "high_below_low")
+RESET = object()  # a reply: the connection is reset (RST) without an answer
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         reply = self.server.owner._handle(self.path, dict(self.headers.items()))
+        if reply is RESET:  # SO_LINGER 0: closing sends a TCP RST, as a crashed proxy does
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
         if reply is None:
             self.close_connection = True
             return
@@ -124,6 +151,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:  # the Date header, on the server's clock
+        return email.utils.formatdate(time.time() + self.server.owner.faults.clock_skew_s, usegmt=True)
 
 
 class ProviderServer:
@@ -143,6 +173,8 @@ class ProviderServer:
         self.limit = limit
         self.faults = Faults()
         self.http_errors = False  # Twelve Data: error objects with their code as the HTTP status too
+        self.injected: Counter[str] = Counter()  # scripted faults and 5xx answers served, by name
+        self._fault: str | None = None  # the scripted fault of the request being routed
         self._requests: list[Request] = []
         self._window: list[tuple[float, int]] = []
         self._lock = threading.RLock()
@@ -188,9 +220,15 @@ class ProviderServer:
         """Requests to ``path`` (every path starting with it when ``prefix``)."""
         return sum(1 for r in self.requests if (r.path.startswith(path) if prefix else r.path == path))
 
+    def forget_requests(self) -> None:
+        """Drop the request log (long runs that do not look at it)."""
+        with self._lock:
+            self._requests.clear()
+
     def reset(self) -> None:
         with self._lock:
             self.faults = Faults()
+            self.injected.clear()
             self._requests.clear()
             self._window.clear()
 
@@ -219,9 +257,18 @@ class ProviderServer:
         """The bars of ``symbol`` as dicts (ts, open, ..., volume), oldest first, before faults."""
         return self.bars([symbol], interval, start, end)[["ts", *OHLCV]].to_dict("records")
 
-    def corrupt(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def corrupt(self, rows: list[dict[str, Any]], symbol: str | None = None) -> list[dict[str, Any]]:
         """``rows`` (one answer for one symbol, oldest first) with the price faults applied."""
         f = self.faults
+        if f.bad_rows and symbol is not None:
+            for r in rows:
+                kind = f.bad_rows.get((symbol, r["ts"]))
+                if kind is not None:
+                    _corrupt_row(r, kind)
+        if self._fault == "duplicate" and rows:
+            rows = rows + [dict(r) for r in rows[-2:]]  # the newest bars again, as a provider's overlap
+        elif self._fault == "shuffle" and len(rows) > 1:
+            rows = [rows[i] for i in np.random.default_rng(len(rows)).permutation(len(rows))]
         if len(rows) > BAD_ROW:
             r = rows[BAD_ROW]
             if f.nan_price:
@@ -243,7 +290,13 @@ class ProviderServer:
         headers = {k.lower(): v for k, v in headers.items()}
         key_where, key_ok = self.key_used(params, headers)
         cost = self.cost(path, params)
-        reply = self._gate(path, key_ok, cost)
+        fault = self._next_fault() if key_ok else None
+        reply = self._scripted(fault) if fault else None
+        if reply is RESET or (reply is None and fault == "disconnect"):
+            self._record(path, params, None, key_where, key_ok, cost)
+            return reply
+        if reply is None and fault is None:  # a request with a scripted fault gets that fault and nothing else
+            reply = self._gate(path, key_ok, cost)
         if reply is None and self.faults.delay_s:
             time.sleep(self.faults.delay_s)
         if reply is None and self.faults.disconnect:
@@ -251,12 +304,59 @@ class ProviderServer:
             return None
         if reply is None:
             with self._lock:
-                reply = self.route(path, params, headers)
-        if self.faults.truncate and reply.status == 200:
+                self._fault = fault
+                try:
+                    reply = self.route(path, params, headers)
+                finally:
+                    self._fault = None
+        if (self.faults.truncate or fault == "truncate") and reply.status == 200:
             body = reply.encode()
             reply = Reply(200, body[: len(body) // 2], reply.headers)
         self._record(path, params, reply.status, key_where, key_ok, cost)
         return reply
+
+    def _next_fault(self) -> str | None:
+        with self._lock:
+            if not self.faults.script:
+                return None
+            fault = self.faults.script.pop(0)
+            self.injected[fault] += 1
+            return fault
+
+    def _scripted(self, fault: str) -> Any:
+        """The reply a scripted fault answers instead of routing (None: route, then alter the answer)."""
+        f = self.faults
+        if fault in ("slow", "timeout"):
+            time.sleep(f.slow_s if fault == "slow" else f.timeout_s)
+            return None
+        if fault in ("500", "502", "503"):
+            return Reply(int(fault), f"<html><body>{fault} Server Error</body></html>")
+        if fault == "reset":
+            return RESET
+        if fault == "garbage":
+            return Reply(200, "<html><body>Bad gateway: upstream sent an invalid response</body></html>")
+        if fault == "wrong_shape":  # JSON, but not this API's
+            return Reply(200, {"data": [], "status": "ok"})
+        if fault.startswith("429"):
+            headers = {"429": {"Retry-After": "1"}, "429_bare": {},
+                       "429_date": {"Retry-After": email.utils.formatdate(time.time() + f.clock_skew_s + 1, usegmt=True)}}[fault]
+            return self.throttle_reply(headers)
+        return None  # disconnect (the caller), truncate, wrong_symbol, duplicate, shuffle: alter the answer
+
+    def throttle_reply(self, headers: dict[str, str]) -> Reply:
+        """An HTTP 429 in the provider's own words, with ``headers``."""
+        return Reply(429, "Too Many Requests\r\n", headers)
+
+    def wrong_symbol(self, symbol: str) -> str:
+        """Under the "wrong_symbol" fault: another symbol, whose bars the answer carries (labelled honestly)."""
+        if self._fault != "wrong_symbol":
+            return symbol
+        self._fault = None  # one symbol of the answer
+        syms = list(self.market.symbols)
+        return syms[(syms.index(symbol) + 1) % len(syms)] if symbol in syms else symbol
+
+    def ticker_of(self, symbol: str) -> str:
+        return provider_ticker(symbol, self.exchange, self.ticker_provider or self.name)
 
     def _gate(self, path: str, key_ok: bool, cost: int) -> Reply | None:
         """The auth, rate-limit or 5xx answer that pre-empts routing, if any."""
@@ -273,6 +373,7 @@ class ProviderServer:
                 self._window.append((now, cost))
             if self.faults.server_error:
                 self.faults.server_error -= 1 if self.faults.server_error > 0 else 0
+                self.injected[str(self.faults.server_status)] += 1
                 return Reply(self.faults.server_status, "<html><body>Service Unavailable</body></html>")
         return None
 
@@ -312,6 +413,19 @@ class ProviderServer:
 
     def local(self, ts: pd.Timestamp, daily: bool) -> str:
         return ts.strftime("%Y-%m-%d") if daily else ts.tz_convert(self.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _corrupt_row(r: dict[str, Any], kind: str) -> None:
+    if kind == "nan_close":
+        r["close"] = float("nan")
+    elif kind == "negative_low":
+        r["low"] = -abs(r["low"])
+    elif kind == "zero_open":
+        r["open"] = 0.0
+    elif kind == "high_below_low":
+        r["high"] = round(r["low"] * 0.99, 2)
+    else:
+        raise ValueError(f"row fault {kind!r}: expected one of {ROW_FAULTS}")
 
 
 def num(v: Any, dp: int = 4) -> Any:
@@ -376,6 +490,9 @@ class YahooServer(ProviderServer):
             return Reply(400, {"chart": {"result": None, "error": {
                 "code": "Bad Request", "description": f"Invalid input - interval={interval} is not supported."}}})
         daily = interval == "1d"
+        served = self.wrong_symbol(symbol)
+        if served != symbol:
+            symbol, ticker = served, self.ticker_of(served)
         rows = self.rows(symbol, interval)
         stamps = [int((self.session_open(r["ts"]) if daily else r["ts"]).timestamp()) for r in rows]
         if "period1" in params:
@@ -385,7 +502,8 @@ class YahooServer(ProviderServer):
         elif daily:
             n = {"5d": 5, "1mo": 22, "3mo": 63, "6mo": 126}.get(params.get("range", ""), 250)
             rows, stamps = rows[-n:], stamps[-n:]
-        rows = self.corrupt(rows)
+        rows = self.corrupt(rows, symbol)
+        stamps = [int((self.session_open(r["ts"]) if daily else r["ts"]).timestamp()) for r in rows]
         last = self.bars([symbol], "1m").iloc[-1]
         meta = {"currency": "INR", "symbol": ticker, "exchangeName": "NSI", "fullExchangeName": "NSE",
                 "instrumentType": "EQUITY", "regularMarketTime": int(last["ts"].timestamp()) + 60, "gmtoffset": 19800,
@@ -458,6 +576,10 @@ class TwelveDataServer(ProviderServer):
         body = {"code": 429, "message": message, "status": "error"}
         return Reply(429, body, self.retry_headers(wait_s)) if self.limit.style == "http" else Reply(200, body)
 
+    def throttle_reply(self, headers: dict[str, str]) -> Reply:
+        return Reply(429, {"code": 429, "message": "You have run out of API credits for the current minute.",
+                           "status": "error"}, headers)
+
     def route(self, path: str, params: dict[str, str], headers: dict[str, str]) -> Reply:
         symbols = [s for s in params.get("symbol", "").split(",") if s]
         if path not in ("/time_series", "/quote"):
@@ -479,6 +601,7 @@ class TwelveDataServer(ProviderServer):
         if interval is None:
             return {"code": 400, "message": "**interval** parameter is missing or invalid.", "status": "error"}
         daily, zone = interval == "1d", ("UTC" if params.get("timezone") == "UTC" else self.tz)
+        symbol = self.wrong_symbol(symbol)
         rows = self.rows(symbol, interval)
         for bound, keep in (("start_date", lambda t, b: t >= b), ("end_date", lambda t, b: t <= b)):
             if params.get(bound):
@@ -487,7 +610,7 @@ class TwelveDataServer(ProviderServer):
                 rows = [r for r in rows if keep(r["ts"], b)]
         if params.get("outputsize"):
             rows = rows[-int(params["outputsize"]):]
-        rows = self.corrupt(rows)
+        rows = self.corrupt(rows, symbol)
         if self.faults.empty or not rows:
             return {"code": 400, "message": "No data is available on the specified dates. Try setting different "
                                             "start/end dates.", "status": "error"}
@@ -563,10 +686,13 @@ class AlphaVantageServer(ProviderServer):
         daily = function == "TIME_SERIES_DAILY"
         if not self.known(symbol) or (not daily and params.get("interval") != "1min"):
             return Reply(200, invalid)
+        served = self.wrong_symbol(symbol)
+        if served != symbol:
+            symbol, ticker = served, self.ticker_of(served)
         rows = self.rows(symbol, "1d" if daily else "1m")
         if params.get("outputsize", "compact") == "compact":
             rows = rows[-100:]
-        rows = self.corrupt(rows)
+        rows = self.corrupt(rows, symbol)
         if self.faults.empty:
             rows = []
         series = {self.local(r["ts"], daily): {f"{i}. {f}": (str(_vol(r[f])) if f == "volume" else num(r[f]))
