@@ -27,6 +27,8 @@ from mintel.lake import Lake
 log = logging.getLogger(__name__)
 
 WARMUP_DAYS = 30  # calendar days of bars read on restart to rebuild the indicator state
+CATCHUP_BARS = 60  # a symbol that missed bars is fetched again from its own last bar, this far back at most
+_NAT = np.iinfo(np.int64).min
 
 
 @dataclass
@@ -69,6 +71,11 @@ class IngestService:
         self.interval = settings.interval
         self.engine = LiveEngine(universe, self.interval, cooldown=settings.cooldown)
         self.next_ts: pd.Timestamp | None = None  # first bar open not yet written
+        # per symbol, the first bar open not yet written (ns; _NAT: none yet): a symbol that no provider
+        # answered for a cycle is asked again from its own last bar, so its missed bars are not lost
+        self._sym_index = pd.Index(self.symbols)
+        self._next_ns = np.full(len(self.symbols), _NAT, dtype=np.int64)
+        self._step_ns = pd.Timedelta(settings.interval).value
         self.last_output = None  # the engine's output of the last cycle with bars
         self.cycle_no = 0
         # Compaction runs beside the cycles on a worker thread (the lake's manifest protocol keeps
@@ -84,6 +91,7 @@ class IngestService:
             return
         last_ts = latest["ts"].max()
         self.next_ts = last_ts + pd.Timedelta(self.interval)
+        self._advance(latest)
         # Enough history for every indicator: the intraday volume ratio looks 20 sessions back.
         history = self.lake.read_bars(self.symbols, self.interval, start=last_ts - pd.Timedelta(days=WARMUP_DAYS))
         recent = self.lake.read("opportunities", start=last_ts - pd.Timedelta(days=2))
@@ -126,8 +134,11 @@ class IngestService:
         one bar request per symbol), keeps them in the quotes table and builds 1-minute bars from them.
         """
         if self.builder is None:
-            result = await self.provider.fetch_bars(self.symbols, self.interval, start=self.next_ts)
-            return _unpack(result)
+            start = self._fetch_start()
+            bars, report = _unpack(await self.provider.fetch_bars(self.symbols, self.interval, start=start))
+            if start is not None and start != self.next_ts and len(bars):
+                bars = self._drop_stored(bars)  # the others' bars before their own next one are in the lake
+            return bars, report
         quotes, report = _unpack(await self.provider.fetch_quotes(self.symbols))
         if len(quotes):
             quotes = quotes.assign(ingested_at=self.now_fn())
@@ -137,6 +148,32 @@ class IngestService:
                 self.lake.quarantine("quotes", bad, source=str(bad["source"].iloc[0]))
             self.lake.append("quotes", quotes[ok])
         return self.builder.add(quotes, now=self.now_fn()), report
+
+    def _advance(self, bars: pd.DataFrame) -> None:
+        """Move each symbol's resume point past its newest bar in ``bars``."""
+        idx = self._sym_index.get_indexer(bars["symbol"])
+        ts = pd.to_datetime(bars["ts"], utc=True).to_numpy(dtype="datetime64[ns]").view(np.int64) + self._step_ns
+        ok = idx >= 0
+        np.maximum.at(self._next_ns, idx[ok], ts[ok])
+
+    def _fetch_start(self) -> pd.Timestamp | None:
+        """``next_ts``, or earlier when a symbol is behind (at most CATCHUP_BARS back)."""
+        if self.next_ts is None:
+            return None
+        known = self._next_ns[self._next_ns != _NAT]
+        if not len(known):
+            return self.next_ts
+        floor = self.next_ts.value - CATCHUP_BARS * self._step_ns
+        oldest = max(int(known.min()), floor)
+        return self.next_ts if oldest >= self.next_ts.value else pd.Timestamp(oldest, tz="UTC")
+
+    def _drop_stored(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """``bars`` without those before their symbol's resume point (already in the lake)."""
+        idx = self._sym_index.get_indexer(bars["symbol"])
+        nxt = np.where(idx >= 0, self._next_ns[idx], _NAT)
+        ts = pd.to_datetime(bars["ts"], utc=True).to_numpy(dtype="datetime64[ns]").view(np.int64)
+        keep = (nxt == _NAT) | (ts >= nxt)
+        return bars if keep.all() else bars[keep].reset_index(drop=True)
 
     def market_open(self) -> bool:
         """Real providers follow the exchange's sessions; the simulator's clock is always in session."""
@@ -156,9 +193,15 @@ class IngestService:
             quarantined += self.lake.quarantine("bars", rows, source=str(source))
         written = self.lake.append("bars", good, source="ingest") if len(good) else 0
         newest = None
+        if len(bad):  # a bad bar was answered and quarantined: asking again would only quarantine it again
+            bound = [t for t in (good["ts"].max() if len(good) else None, self.next_ts) if t is not None]
+            if bound:  # never past this cycle: a bad bar with a skewed ts must not hide good ones
+                ts = pd.to_datetime(bad["ts"], utc=True, errors="coerce")
+                self._advance(bad[ts.notna() & (ts <= max(bound))])
         if len(good):
             newest = good["ts"].max()
             self.next_ts = newest + pd.Timedelta(self.interval)
+            self._advance(good)
             out = self.engine.update(good, pd.Timestamp.now(tz="UTC"))
             if out.opportunities_table.num_rows:
                 self.lake.append("opportunities", out.opportunities_table)

@@ -147,3 +147,38 @@ def test_restart_does_not_reannounce_standing_opportunities(lake, universe):
     clash = new.merge(before, on=["symbol", "kind", "direction"])
     clash = clash[clash["ts_x"] - clash["ts_y"] < pd.Timedelta(minutes=15)]  # within the cooldown
     assert clash.empty, clash[["ts_x", "ts_y", "symbol", "kind", "direction"]].to_string()
+
+
+class Withholding(SimProvider):
+    """The simulator, except that ``symbols`` get no answer in the given fetch calls (1-based)."""
+
+    def __init__(self, *a, silent: dict[int, set[str]], **kw):
+        super().__init__(*a, **kw)
+        self.silent, self.calls = silent, 0
+
+    async def fetch_bars(self, symbols, interval, start=None, end=None):
+        self.calls += 1
+        bars = await super().fetch_bars(symbols, interval, start=start, end=end)
+        gone = self.silent.get(self.calls, set())
+        return bars[~bars["symbol"].isin(gone)].reset_index(drop=True) if gone else bars
+
+
+def test_a_symbol_no_provider_answered_is_caught_up_next_cycle(lake, universe):
+    """A symbol missing from a cycle's answers is asked again from its own last bar: no bar lost."""
+    settings = Settings(lake=lake.root, universe="nifty50", seed=42, compact_every=0)
+    clock = SimClock("NSE", start=START, mode="stepped")
+    provider = Withholding(universe=universe, seed=42, clock=clock, silent={5: {"TCS", "INFY"}, 6: {"TCS"}, 7: {"TCS"}})
+    svc = IngestService(settings, lake, provider, universe, clock=clock, alerts=None)
+    reports = asyncio.run(svc.run(cycles=12))
+    # cycle 5 misses both; 6 brings INFY's minute 5 with its minute 6 (TCS still silent); 8 brings TCS's 5, 6, 7
+    assert [r.rows_written for r in reports[4:8]] == [48, 49 + 1, 49, 50 + 3]
+    stored = lake.read_bars(None, "1m")
+    want = reference_bars(universe, 12)
+    assert len(stored) == len(want) == 12 * 50  # every minute of every symbol, once
+    key = ["symbol", "ts"]
+    got = stored.sort_values(key).reset_index(drop=True)
+    ref = want.sort_values(key).reset_index(drop=True)
+    assert (got[key] == ref[key]).all().all() and np.allclose(got["close"], ref["close"])
+    # the snapshot and the live indicators saw TCS's bars in order: the last one is the reference's
+    snap = lake.snapshot("TCS")
+    assert snap["price"].iloc[0] == pytest.approx(ref.loc[ref["symbol"] == "TCS", "close"].iloc[-1])
