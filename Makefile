@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[notebooks,lab,dev]'
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[notebooks,lab,dev,dask]'
 	@touch $@
 
 up: install
@@ -31,7 +31,9 @@ clean-lake:
 
 # Long reliability runs (issue 8) that CI has no time for; each prints its figures and fails on a
 # problem. The crash soak: 60+ SIGKILLs of real ingest/compaction processes (SOAK_CRASH_KILLS=N).
-# The load soak: 5000 symbols every 5 s with reports and three dashboard kernels (SOAK_LOAD_MINUTES, default 10).
+# The fault soak: 1500 cycles of mixed provider faults. The load soak: 5000 symbols every 5 s with
+# reports and three dashboard kernels (SOAK_LOAD_MINUTES, default 10).
 soak: install
 	$(PY) -m bench.bench_crash
+	$(PY) -m bench.bench_faults --cycles 1500
 	$(PY) -m bench.bench_load

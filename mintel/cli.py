@@ -247,8 +247,11 @@ SCAN_TABLE_COLUMNS = ["symbol", "sector", "price", "change_pct", "volume_ratio",
 
 def cmd_scan(args) -> int:
     from mintel.analytics.scan import scan
+    from mintel.engine import engine_from_args
 
-    frame = scan(_lake(args), args.interval, filters=args.filter or (), sort=args.sort, top=args.top, universe=args.universe)
+    with engine_from_args(args) as engine:
+        frame = scan(_lake(args), args.interval, filters=args.filter or (), sort=args.sort, top=args.top,
+                     universe=args.universe, engine=engine)
     emit(frame[[c for c in SCAN_TABLE_COLUMNS if c in frame]] if args.format == "table" else frame, args.format)
     return 0
 
@@ -492,12 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("snapshot", cmd_snapshot, "the latest snapshot, one row per symbol")
     c.add_argument("symbols", nargs="*")
 
+    from mintel.engine import add_engine_arguments
+
     c = command("scan", cmd_scan, "the universe's latest indicators, scores and signals, filtered and sorted")
     c.add_argument("--interval", default="1d")
     c.add_argument("--filter", action="append", help="structured filter, e.g. 'rsi<30', 'volume_ratio>=2', 'sector=IT' (repeatable)")
     c.add_argument("--sort", default="score", help="column to sort by; +col ascending, -col descending")
     c.add_argument("--top", type=int)
     c.add_argument("--universe", help="restrict to a universe (name or CSV)")
+    add_engine_arguments(c)
 
     c = command("opportunities", cmd_opportunities, "opportunities announced by ingestion (or --from-bars: detected now)")
     c.add_argument("--interval", default="1d")

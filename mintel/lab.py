@@ -126,14 +126,20 @@ class SignalLab:
         self._pfs: dict[tuple, Any] = {}
 
     @classmethod
-    def from_lake(cls, source=None, universe=None, interval: str = "1d", start=None, end=None, **kw) -> SignalLab:
+    def from_lake(cls, source=None, universe=None, interval: str = "1d", start=None, end=None, *, engine=None,
+                  detectors: Detectors = None, **kw) -> SignalLab:
         """The history of ``universe`` (a bundled name or CSV, a frame with ``symbol``, a list of symbols,
         or None: every symbol in the lake) between ``start`` and ``end``, with the indicators' warm-up
-        read before ``start``. ``source``: a Lake, a lake directory or a bars frame."""
+        read before ``start``. ``source``: a Lake, a lake directory or a bars frame.
+
+        ``engine`` (``mintel.engine``; None: this process): on a distributed one, each group of symbols
+        is read and run through the registry ``detectors`` (default: all) on a worker; the bars and the
+        signals come back, and the rest (forward returns, universe averages, portfolios) runs here."""
         from mintel.analytics.detectors import DetectorParams
         from mintel.lake import Lake
 
         symbols = _symbols(universe)
+        detections = None
         if isinstance(source, pd.DataFrame):
             bars = source if symbols is None else source[source["symbol"].isin(symbols)]
             bars = bars[bars["ts"] <= _utc(end, "end")] if end is not None else bars
@@ -141,10 +147,19 @@ class SignalLab:
             lake = source if isinstance(source, Lake) else Lake(source)
             params = kw.get("params") or DetectorParams()
             read_from = None if start is None else _utc(start, "start") - _warmup(interval, params.history_bars())
-            bars = lake.read_bars(symbols, interval=interval, start=read_from, end=end)
+            if getattr(engine, "distributed", False):
+                bars, detections = _read_and_detect(engine, lake, symbols, interval, read_from, end, detectors, kw)
+            else:
+                bars = lake.read_bars(symbols, interval=interval, start=read_from, end=end)
         if len(bars) == 0:
             raise DataError(f"{universe or 'lake'}: no {interval} bars between {start or 'the first'} and {end or 'the last'}")
-        return cls(bars, interval, start=start, end=end, **kw)
+        lab = cls(bars, interval, start=start, end=end, **kw)
+        if detections is not None:
+            named, found = detections
+            by_kind = dict(tuple(found.groupby("kind", sort=False))) if len(found) else {}
+            for name, kind in named.items():  # what ``signals`` keeps after running them here
+                lab._signals[name] = lab._rows(by_kind.get(kind, found.iloc[:0]), name)
+        return lab
 
     # ------------------------------------------------------------------------------- outcomes
 
@@ -454,10 +469,40 @@ class SignalLab:
 
 
 def scorecard(source=None, universe=None, interval: str = "1d", start=None, end=None, detectors: Detectors = None,
-              *, min_score: float | None = None, **kw) -> pd.DataFrame:
+              *, min_score: float | None = None, engine=None, **kw) -> pd.DataFrame:
     """The scorecard of ``detectors`` (default: all) on the history of ``universe`` in ``source`` (a
-    Lake, a lake directory or a bars frame); ``kw``: ``SignalLab``'s options."""
-    return SignalLab.from_lake(source, universe, interval, start, end, **kw).scorecard(detectors, min_score)
+    Lake, a lake directory or a bars frame); ``engine``: where the detectors run (``from_lake``);
+    ``kw``: ``SignalLab``'s options."""
+    lab = SignalLab.from_lake(source, universe, interval, start, end, engine=engine, detectors=detectors, **kw)
+    return lab.scorecard(detectors, min_score)
+
+
+def _read_and_detect(engine, lake, symbols, interval: str, start, end, detectors: Detectors, kw: dict):
+    """(bars, ({name: registry kind}, detections)) of the lake's history, each group of symbols read and
+    run through the detectors on a worker. Detections are per symbol (a symbol's indicators and
+    detectors see only its own bars), so the gathered rows are those one pass over the universe gives."""
+    named = {k: d for k, d in _named(detectors).items() if isinstance(d, str)}
+    kinds = list(dict.fromkeys(named.values()))
+    parts = engine.map_symbol_groups(_detect_group, lake, interval, start, _utc(end, "end") if end is not None else None,
+                                     symbols, interval=interval, kinds=kinds, params=kw.get("params"), tz=kw.get("tz"))
+    bars = [b for b, _ in parts if len(b)]
+    found = [f for _, f in parts if len(f)]
+    return (pd.concat(bars, ignore_index=True) if bars else pd.DataFrame(),
+            (named, pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=["kind"])))
+
+
+def _detect_group(bars: pd.DataFrame, interval: str, kinds: list[str], params, tz):
+    """One task of ``_read_and_detect``, on a worker: a group's bars (usable, in order) and what the
+    detectors ``kinds`` find on them, the lab's way (no messages)."""
+    from mintel.analytics.detectors import detect
+
+    try:
+        lab = SignalLab(bars, interval, params=params, tz=tz)
+    except DataError:  # no usable bars in this group
+        return bars.iloc[:0], pd.DataFrame(columns=["kind"])
+    found = detect(lab.enriched, kinds, interval=interval, params=params, explain=False, tz=lab.tz_name) if kinds \
+        else pd.DataFrame(columns=["kind"])
+    return lab.bars, found[[c for c in ("kind", "symbol", "ts", "direction", "score") if c in found]]
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -561,6 +606,9 @@ def add_parser(sub, command) -> Any:
     c.add_argument("--fees", type=float, help=f"fraction per order (default: settings lab_fees, else {DEFAULT_FEES})")
     c.add_argument("--slippage", type=float, help=f"fraction of price (default: settings lab_slippage, else {DEFAULT_SLIPPAGE})")
     c.add_argument("--seed", type=int, default=42, help="seed of the random-entry baseline (default 42)")
+    from mintel.engine import add_engine_arguments
+
+    add_engine_arguments(c)
     return c
 
 
@@ -572,9 +620,12 @@ def cmd_lab(args) -> int:
     kinds = ",".join(args.detector) if args.detector else None
     if args.action == "trades" and not kinds:
         raise DataError("usage: mintel lab trades --detector NAME")
-    lab = SignalLab.from_lake(args.lake or settings.lake, args.universe, args.interval, args.start, args.end,
-                              hold=args.hold, entry=args.entry, fees=args.fees, slippage=args.slippage,
-                              settings=settings, seed=args.seed)
+    from mintel.engine import engine_from_args
+
+    with engine_from_args(args) as engine:  # the detectors run there; the portfolios here
+        lab = SignalLab.from_lake(args.lake or settings.lake, args.universe, args.interval, args.start, args.end,
+                                  hold=args.hold, entry=args.entry, fees=args.fees, slippage=args.slippage,
+                                  settings=settings, seed=args.seed, engine=engine, detectors=kinds)
     fmt = getattr(args, "format", "table")
     if args.action == "trades":
         emit(pd.concat([lab.trades(k, args.min_score) for k in _named(kinds)], ignore_index=True), fmt)

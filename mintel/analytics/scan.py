@@ -65,8 +65,11 @@ def load_bars(source: Lake | pd.DataFrame | str | None, interval: str = "1d", sy
     end = _last_ts(lake, interval, want)
     if end is None:  # no bars of this interval (for these symbols)
         return schema.empty_frame("bars")
-    span = DEFAULT_LOOKBACK["intraday" if is_intraday(interval) else "daily"] if lookback is None else pd.Timedelta(lookback)
-    return lake.read_bars(want, interval=interval, start=end - span)
+    return lake.read_bars(want, interval=interval, start=end - _span(interval, lookback))
+
+
+def _span(interval: str, lookback) -> pd.Timedelta:
+    return DEFAULT_LOOKBACK["intraday" if is_intraday(interval) else "daily"] if lookback is None else pd.Timedelta(lookback)
 
 
 def _last_ts(lake: Lake, interval: str, symbols: list[str] | None) -> pd.Timestamp | None:
@@ -101,18 +104,40 @@ def _symbols_of(uni: pd.DataFrame | None) -> list[str] | None:
 
 def analyze(source=None, interval: str = "1d", *, universe=None, tz: str = DEFAULT_TZ, lookback=None,
             weights: ScoreWeights | Mapping[str, float] | None = None, params: DetectorParams | None = None,
-            now: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scan frame, opportunities standing on the last bars) in one pass; see ``scan``."""
+            now: pd.Timestamp | None = None, engine=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scan frame, opportunities standing on the last bars) in one pass; see ``scan``. ``engine``: a
+    ``mintel.engine`` engine (None: this process)."""
     source = Lake() if source is None else source
     uni = _universe(universe, source)
-    bars = load_bars(source, interval, _symbols_of(uni if universe is not None else None), lookback)
+    want = _symbols_of(uni if universe is not None else None)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    if getattr(engine, "distributed", False) and not isinstance(source, pd.DataFrame):
+        return _analyze_on(engine, source if isinstance(source, Lake) else Lake(source), interval, want, lookback,
+                           uni=uni, tz=tz, weights=weights, params=params, now=now)
+    return _analyze_bars(load_bars(source, interval, want, lookback), interval, uni, tz, weights, params, now)
+
+
+def _analyze_bars(bars: pd.DataFrame, interval: str, uni, tz: str, weights, params, now) -> tuple[pd.DataFrame, pd.DataFrame]:
     if bars.empty:
         return pd.DataFrame(columns=SCAN_COLUMNS), schema.empty_frame("opportunities")
     enriched = enrich(_usable(bars), interval, tz)
     signals = _meta(detect(enriched, last_only=True, interval=interval, params=params, now=now), uni, ("sector",))
     scores = score_symbols(enriched, signals, weights, interval=interval)
     return _latest(enriched, interval, tz, signals, scores, uni, now), signals
+
+
+def _analyze_on(engine, lake: Lake, interval: str, want: list[str] | None, lookback, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``analyze`` on a distributed engine: every figure of the scan is a symbol's own, so each group of
+    symbols is analysed on a worker from its own bars (the same window as the local read: the last
+    ``lookback`` before the lake's newest bar), and the rows come back in symbol order, as one pass gives them."""
+    end = _last_ts(lake, interval, want)
+    if end is None:
+        return _analyze_bars(schema.empty_frame("bars"), interval, **kw)
+    parts = engine.map_symbol_groups(_analyze_bars, lake, interval, end - _span(interval, lookback), None, want,
+                                     interval=interval, **kw)
+    frames, signals = [f for f, _ in parts if len(f)], [s for _, s in parts if len(s)]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCAN_COLUMNS),
+            pd.concat(signals, ignore_index=True) if signals else schema.empty_frame("opportunities"))
 
 
 def _usable(bars: pd.DataFrame) -> pd.DataFrame:
@@ -201,15 +226,17 @@ def _session_figures(enriched: pd.DataFrame, tz: str) -> dict[str, np.ndarray]:
 
 
 def scan(bars_or_lake=None, interval: str = "1d", filters=(), sort: str = "score", top: int | None = None,
-         universe=None, *, tz: str = DEFAULT_TZ, lookback=None, weights=None, now: pd.Timestamp | None = None
-         ) -> pd.DataFrame:
+         universe=None, *, tz: str = DEFAULT_TZ, lookback=None, weights=None, now: pd.Timestamp | None = None,
+         engine=None) -> pd.DataFrame:
     """Latest row per symbol (``SCAN_COLUMNS``: the snapshot's columns, then direction, sma_200, 52-week
     flags, volume_z, factors), filtered (``mintel.analytics.filters``), sorted and cut to ``top``.
 
     ``sort``: a column, descending for numbers and ascending for text; ``+col`` / ``-col`` force the
     order. ``universe``: a name, a DataFrame (symbol, name, sector) restricting the scan, or None.
+    ``engine``: where the per-symbol work runs (``mintel.engine``; None: this process); same rows either way.
     """
-    frame, _ = analyze(bars_or_lake, interval, universe=universe, tz=tz, lookback=lookback, weights=weights, now=now)
+    frame, _ = analyze(bars_or_lake, interval, universe=universe, tz=tz, lookback=lookback, weights=weights, now=now,
+                       engine=engine)
     frame = apply_filters(frame, filters)
     return _top(_sorted(frame, sort), top)
 

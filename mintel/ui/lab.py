@@ -108,7 +108,7 @@ def explorer(lab: SignalLab, detectors=None, *, run: bool = False):
                             description="detectors")
     hold = w.IntSlider(value=lab.hold, min=1, max=40, description="hold (bars)")
     score = w.FloatSlider(value=0, min=0, max=100, step=5, description="min score")
-    run = w.Button(description="Run", button_style="warning")
+    button = w.Button(description="Run", button_style="warning")
     out = w.Output()
 
     def show(_=None) -> None:
@@ -118,9 +118,9 @@ def explorer(lab: SignalLab, detectors=None, *, run: bool = False):
             display(scorecard_html(lab.scorecard(chosen, m, h)), equity_figure(lab, chosen, m, h),
                     distribution_figure(lab, chosen[0], h, m))
 
-    run.on_click(show)
-    box = w.VBox([style(), w.HBox([pick, w.VBox([hold, score, run])]), out])
+    button.on_click(show)
+    box = w.VBox([style(), w.HBox([pick, w.VBox([hold, score, button])]), out])
     box.add_class("mintel")
-    if run:
+    if run:  # (the button was once named `run` too, which made every papermill run compute here and hang)
         show()
     return box
