@@ -227,8 +227,13 @@ class FaultRun:
         await self.manager.aclose()
 
     def run(self) -> Figures:
-        logging.getLogger("mintel").setLevel(logging.ERROR)  # thousands of expected warnings
-        asyncio.run(self._run())
+        logger = logging.getLogger("mintel")
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # thousands of expected warnings
+        try:
+            asyncio.run(self._run())
+        finally:
+            logger.setLevel(level)  # later tests read mintel's log (caplog)
         f = self.figures
         for name, srv in self.servers.items():
             lane = self.manager.lanes[name]
