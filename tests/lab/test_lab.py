@@ -202,3 +202,17 @@ def test_bad_inputs_are_named():
         lab.signals("nonsense")
     with pytest.raises(DataError, match="direction"):
         lab.signals({"bad": lambda b: b[["ts", "symbol"]]})
+
+
+def test_explorer_waits_for_run_and_computes_when_asked(monkeypatch):
+    """A scheduled (papermill) run must not compute inside the Output widget on load: it hung."""
+    import mintel.ui.lab as ui_lab
+
+    calls = []
+    real = ui_lab.scorecard_html
+    monkeypatch.setattr(ui_lab, "scorecard_html", lambda card: calls.append(len(card)) or real(card))
+    lab = SignalLab(random_walk(3, 120, seed=3))
+    ui_lab.explorer(lab, ["breakout"])
+    assert calls == []
+    ui_lab.explorer(lab, ["breakout"], run=True)
+    assert len(calls) == 1
