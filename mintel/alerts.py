@@ -303,6 +303,7 @@ def _console(cfg: AlertSettings, lake_root: Path) -> Sink:
 
 
 def _file(cfg: AlertSettings, lake_root: Path) -> Sink:
+    # beside the lake (data/alerts.jsonl for data/lake); a lake on an object store keeps it in ./data
     return FileSink(cfg.file or Path(lake_root).parent / "alerts.jsonl")
 
 
@@ -417,7 +418,7 @@ class AlertEngine:
     def __init__(self, settings: Any, lake, sinks: Iterable[Sink] | None = None, *, env: Mapping[str, str] | None = None) -> None:
         self.cfg = settings if isinstance(settings, AlertSettings) else AlertSettings.from_settings(settings, env)
         self.lake = lake
-        self.sinks: list[Sink] = list(sinks) if sinks is not None else build_sinks(self.cfg, lake.root)
+        self.sinks: list[Sink] = list(sinks) if sinks is not None else build_sinks(self.cfg, lake.root if getattr(lake, "is_local", True) else Path("data/lake"))
         self._workers = {s.name: _Worker(s, self.cfg, self._report) for s in self.sinks if not s.inline}
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}

@@ -87,7 +87,7 @@ def cmd_ingest(args) -> int:
     service = build_service(settings, lake, universe)
     print(
         f"mintel ingest: {len(universe)} symbols of {settings.universe} from {','.join(settings.providers)} "
-        f"into {lake.root} (Ctrl-C to stop)",
+        f"into {lake.location} (Ctrl-C to stop)",
         flush=True,
     )
     done = {"cycles": 0, "rows": 0}
@@ -106,7 +106,7 @@ def cmd_ingest(args) -> int:
         word = "stopped"  # every acknowledged cycle is in the lake; nothing half-written is visible
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(f"{word}: {done['cycles']} cycles, {done['rows']} rows written to {lake.root}", flush=True)
+    print(f"{word}: {done['cycles']} cycles, {done['rows']} rows written to {lake.location}", flush=True)
     return 0
 
 
@@ -145,7 +145,7 @@ def cmd_up(args) -> int:
     server = None
     try:
         if not args.no_dashboards:
-            server = _dashboard_server(args, lake.root)
+            server = _dashboard_server(args, lake.location)
             server.start(log=_dashboard_log(server.lake))
             server.wait_ready()
             _print_urls(server)
@@ -186,7 +186,11 @@ def _dashboard_server(args, lake):
 def _dashboard_log(lake):
     from pathlib import Path
 
-    return open(Path(lake).resolve().parent / "dashboard.log", "ab")  # beside the lake, not in it
+    from mintel.lake.store import is_url
+
+    base = Path("data") if is_url(lake) else Path(lake).resolve().parent  # beside a local lake, not in it
+    base.mkdir(parents=True, exist_ok=True)
+    return open(base / "dashboard.log", "ab")
 
 
 def _print_urls(server) -> None:

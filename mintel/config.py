@@ -53,7 +53,7 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    lake: Path = Path("data/lake")
+    lake: Path | str = Path("data/lake")  # a directory or an s3:// URL
     universe: str = "nifty500"
     providers: tuple[str, ...] = ("sim",)
     interval: str = "1m"
@@ -78,7 +78,7 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "lake" in clean:
-            clean["lake"] = Path(clean["lake"])
+            clean["lake"] = _lake(clean["lake"])
         if "providers" in clean and isinstance(clean["providers"], str):
             clean["providers"] = _split(clean["providers"])
         return replace(self, **clean)
@@ -102,7 +102,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: Mapping[str, str]
 
     top = data.get("mintel", data)
     values: dict[str, Any] = {}
-    for key, cast in (("lake", Path), ("universe", str), ("interval", str), ("interval_s", float), ("seed", int),
+    for key, cast in (("lake", _lake), ("universe", str), ("interval", str), ("interval_s", float), ("seed", int),
                       ("sim_speed", float), ("compact_every", int), ("cooldown", int), ("source", str),
                       ("always_on", _bool), ("lab_fees", float), ("lab_slippage", float)):
         if key in top:
@@ -167,6 +167,13 @@ def _bool(value) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(value)
+
+
+def _lake(value) -> Path | str:
+    """A directory, or an object-store URL kept as text (``Path`` would fold ``s3://`` into ``s3:/``)."""
+    from mintel.lake.catalog import lake_location
+
+    return lake_location(str(value))
 
 
 def _split(text: str) -> tuple[str, ...]:

@@ -9,8 +9,8 @@
   per-symbol analytics there; the client gathers the per-symbol results and does the cross-symbol
   parts (sorting, filters, the lab's universe averages) exactly as the local engine.
 
-Workers open the lake by its absolute path, so it must be the same path on every worker (a shared
-file system) until the lake can live on an object store. dask is imported only when a DaskEngine
+Workers open the lake by its absolute path (the same on every worker: a shared file system) or,
+for a lake on an object store, by its ``s3://`` URL with their own AWS credentials (never sent by mintel). dask is imported only when a DaskEngine
 connects: ``import mintel`` and the local engine never load it.
 """
 
@@ -22,7 +22,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -149,7 +148,7 @@ class DaskEngine:
         client = self.client
         t0 = time.perf_counter()
         parts = [p for p in lake.partitions("bars", interval) if _overlaps(p, start, end)]
-        root = str(lake_root(lake))
+        root = lake_root(lake)
         tables = [client.submit(_read_partition, root, interval, p, start, end, pure=False) for p in parts]
         counts = client.gather([client.submit(_symbol_counts, t, pure=False) for t in tables])
         rows = pd.concat(counts).groupby(level=0).sum() if any(len(c) for c in counts) else pd.Series(dtype="int64")
@@ -245,9 +244,11 @@ def _overlaps(p, start, end) -> bool:
     return not ((end is not None and p.start > end) or (start is not None and p.end <= start))
 
 
-def lake_root(lake) -> Path:
-    """The lake's absolute path: workers open it by this name."""
-    return Path(lake.root).resolve()
+def lake_root(lake) -> str:
+    """The lake's absolute path, or its object-store URL: workers open it by this name."""
+    from mintel.lake.catalog import absolute_lake
+
+    return absolute_lake(lake.location)
 
 
 # -------------------------------------------------------------------------------- choosing one

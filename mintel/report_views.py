@@ -92,7 +92,7 @@ def load(lake=None, universe: str | None = None, interval: str = "1d", as_of=Non
     if bars.empty:
         what = f"universe {universe}" if universe else "any symbol"
         until = f" up to {as_of}" if as_of is not None else ""
-        raise DataError(f"{lake.root}: no {interval} bars of {what}{until} (empty lake?)")
+        raise DataError(f"{lake.location}: no {interval} bars of {what}{until} (empty lake?)")
     frame = scan(bars, interval, universe=meta)
     return ReportData(
         lake=lake, interval=interval, universe=universe, as_of=pd.Timestamp(bars["ts"].max()), bars=bars, scan=frame,
@@ -176,7 +176,7 @@ def title_html(data: ReportData, title: str) -> str:
     what = data.universe or "every symbol in the lake"
     return (f'<div class="mintel"><h2>{html.escape(title)}</h2><div class="m-bar"><span>universe <b>{html.escape(what)}</b>'
             f'</span><span>interval <b>{html.escape(data.interval)}</b></span><span>as of <b>{data.as_of:%Y-%m-%d %H:%M} UTC'
-            f'</b></span><span>lake <b>{html.escape(str(data.lake.root))}</b></span></div></div>')
+            f'</b></span><span>lake <b>{html.escape(data.lake.location)}</b></span></div></div>')
 
 
 def summary_html(data: ReportData, min_score: float = 0.0) -> str:

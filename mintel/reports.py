@@ -180,10 +180,10 @@ def _validate(params: dict[str, Any], declared: Mapping[str, dict]) -> None:
     if "lake" in declared:
         interval = params.get("interval") or _default_str(declared.get("interval")) or "1d"
         lake = Lake(params["lake"])
-        if not lake.root.is_dir():
-            raise DataError(f"{lake.root}: no such lake")
+        if not lake.store.is_dir(lake.root):
+            raise DataError(f"{lake.location}: no such lake")
         if not lake.partitions("bars", interval):
-            raise DataError(f"{lake.root}: no {interval} bars (empty lake?)")
+            raise DataError(f"{lake.location}: no {interval} bars (empty lake?)")
 
 
 def _default_str(spec: dict | None) -> str | None:
@@ -232,9 +232,9 @@ def run_report(notebook: str | os.PathLike = "scan_report", out: str | os.PathLi
         declared = template_parameters(path)
         params = parse_parameters(declared, dict(parameters or {}), path.name)
         if "lake" in declared:
-            from mintel.lake.catalog import default_root
+            from mintel.lake.catalog import absolute_lake, default_root
 
-            params["lake"] = str(Path(lake or params.get("lake") or default_root()).resolve())
+            params["lake"] = absolute_lake(lake or params.get("lake") or default_root())
         result.parameters = params
         _validate(params, declared)
     except MintelError as exc:

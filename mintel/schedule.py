@@ -212,7 +212,7 @@ def run_command(job: Job, lake: Lake) -> tuple[str, str | None]:
     raises RuntimeError with the reason (exit code and last error line)."""
     argv = [sys.executable, "-m", "mintel", *job.command]
     if "--lake" not in job.command:
-        argv += ["--lake", str(lake.root)]
+        argv += ["--lake", lake.location]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=job.timeout_s)
     except subprocess.TimeoutExpired:

@@ -4,63 +4,80 @@ Writers: ``append`` (new files, atomically published), ``write_snapshot`` (atomi
 ``compact`` / ``retain`` (see maintenance.py). Readers: ``read``, ``read_bars``, ``latest``,
 ``snapshot``. Readers may run in other processes while the single writer works: they never see a
 partial file, and a file removed by compaction between listing and opening makes them list again.
+The root is a directory or an object-store URL (``s3://bucket/prefix``); ``store.py`` holds what differs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from mintel import schema
 from mintel.errors import DataError, LakeError
 from mintel.lake import faults, layout
 from mintel.lake.layout import Partition
+from mintel.lake.store import COMPRESSION, ROW_GROUP_ROWS, is_url, open_store  # noqa: F401 (COMPRESSION, ROW_GROUP_ROWS: re-exported)
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "_compacting.json"
 READ_ATTEMPTS = 8
-COMPRESSION = "snappy"  # the most widely readable codec; decodes ~20 % faster than zstd here (bench_lake)
-ROW_GROUP_ROWS = 8192  # ~20 symbols of a 375-minute session: a one-symbol read decodes one group per file
 
 TimeLike = str | pd.Timestamp | None
 
 
-def default_root() -> Path:
-    return Path(os.environ.get("MINTEL_LAKE") or "data/lake")
+def default_root() -> Path | str:
+    """``MINTEL_LAKE`` (a directory or an ``s3://`` URL), else ``data/lake``."""
+    value = os.environ.get("MINTEL_LAKE") or "data/lake"
+    return value if is_url(value) else Path(value)
+
+
+def lake_location(value: str | os.PathLike) -> Path | str:
+    """A lake setting as given: URLs stay strings (``Path`` would fold ``s3://`` into ``s3:/``)."""
+    return value if is_url(value) else Path(value)
+
+
+def absolute_lake(location: str | os.PathLike) -> str:
+    """How another process (a report kernel, a Dask worker, a child command) names this lake."""
+    location = lake_location(location) if isinstance(location, str) else Path(location)
+    return location if isinstance(location, str) else str(Path(location).resolve())
 
 
 class Lake:
-    """A lake rooted at ``root`` (default: ``MINTEL_LAKE``, else ``data/lake``)."""
+    """A lake rooted at ``root``: a directory or ``s3://bucket/prefix`` (default: ``MINTEL_LAKE``, else
+    ``data/lake``). ``root`` is a ``Path`` (local) or ``PurePosixPath("bucket/prefix")``; ``location`` is
+    how to name the lake to a user or another process."""
 
     def __init__(self, root: str | os.PathLike | None = None, *, durable: bool = True) -> None:
-        self.root = Path(root) if root is not None else default_root()
-        self.durable = durable  # fsync each file before publishing it
+        location = root if root is not None else default_root()
+        self.store, self.root = open_store(location if is_url(location) else Path(location), durable=durable)
+        self.durable = durable  # fsync each file before publishing it (local lakes)
+
+    @property
+    def location(self) -> str:
+        """The directory, or the ``s3://`` URL."""
+        return self.store.location(self.root)
+
+    @property
+    def is_local(self) -> bool:
+        return self.store.kind == "local"
 
     def __repr__(self) -> str:
-        return f"Lake({str(self.root)!r})"
+        return f"Lake({self.location!r})"
 
     # ------------------------------------------------------------------ writing
 
     def check_writable(self) -> None:
         """LakeError naming the root when the lake cannot be created or written."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = layout.tmp_path(self.root)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise LakeError(f"{self.root}: lake is not writable ({exc.strerror or exc})") from None
+        self.store.check_writable(self.root)
 
     def append(self, kind: str, data: pd.DataFrame | pa.Table, *, source: str | None = None) -> int:
         """Write rows of table ``kind`` as new files, one per partition. Returns rows written."""
@@ -94,36 +111,12 @@ class Lake:
             log.warning("quarantined %d %s row(s) from %s: %s", count, table, source, reason)
         return self.append("quarantine", rows)
 
-    def _publish(self, table: pa.Table, path: Path) -> None:
-        """Write to a hidden temporary name in the target directory, then rename it into place."""
-        directory = path.parent
-        try:
-            created = not directory.is_dir()
-            if created:
-                directory.mkdir(parents=True, exist_ok=True)
-            tmp = layout.tmp_path(directory)
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
-                if self.durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            self._crash_point("tmp", path)
-            os.replace(tmp, path)
-            self._crash_point("renamed", path)
-            if self.durable:  # the rename, and a new partition's own entry, survive a power cut too
-                for d in [directory, *(directory.parents if created else ())]:
-                    _fsync_dir(d)
-                    if d == self.root:
-                        break
-        except OSError as exc:
-            try:
-                if "tmp" in locals():
-                    os.unlink(tmp)
-            except OSError:
-                pass
-            raise LakeError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    def _publish(self, table: pa.Table, path: PurePath) -> None:
+        """Publish ``table`` at ``path`` whole (local: temporary + rename; object store: one object)."""
+        crash = (lambda stage: self._crash_point(stage, path)) if faults.armed() else None
+        self.store.publish(table, path, self.root, crash, durable=self.durable)
 
-    def _crash_point(self, stage: str, path: Path) -> None:
+    def _crash_point(self, stage: str, path: PurePath) -> None:
         """The opt-in fault hook (mintel.lake.faults) at ``stage`` of publishing ``path``; a no-op unless armed."""
         if faults.armed():
             m = layout.FILE_RE.match(path.name)
@@ -135,8 +128,9 @@ class Lake:
     def partitions(self, kind: str, interval: str | None = None) -> list[Partition]:
         schema.kind(kind)
         if kind == "bars" and interval is None:
-            return [p for iv in layout.bar_intervals(self.root) for p in layout.list_partitions(self.root, "bars", iv)]
-        return layout.list_partitions(self.root, kind, interval)
+            return [p for iv in layout.bar_intervals(self.root, self.store)
+                    for p in layout.list_partitions(self.root, "bars", iv, self.store)]
+        return layout.list_partitions(self.root, kind, interval, self.store)
 
     def read(
         self,
@@ -211,18 +205,22 @@ class Lake:
         return schema.to_pandas(self._read_snapshot(symbols))
 
     def _read_snapshot(self, symbols) -> pa.Table:
-        path = self.root / "snapshot" / layout.SNAPSHOT_FILE
+        path = self.snapshot_path
         try:
-            table = pq.read_table(path, schema=schema.SNAPSHOT)
+            table = self.store.read_parquet(path, schema.SNAPSHOT)
         except FileNotFoundError:
             return schema.empty("snapshot")
         except (OSError, pa.ArrowInvalid) as exc:
-            raise LakeError(f"{path}: cannot read ({exc})") from exc
+            raise LakeError(f"{self.store.location(path)}: cannot read ({exc})") from exc
         if symbols is not None:
             table = table.filter(pc.field("symbol").isin(_symbol_list(symbols)))
         return table
 
-    def read_files(self, kind: str, files: Sequence[Path]) -> pa.Table:
+    @property
+    def snapshot_path(self) -> PurePath:
+        return self.root / "snapshot" / layout.SNAPSHOT_FILE
+
+    def read_files(self, kind: str, files: Sequence[PurePath]) -> pa.Table:
         """Exactly these files of ``kind``, de-duplicated and in key order (for compaction)."""
         k = schema.kind(kind)
         return _in_key_order(self._scan(k.schema, lambda: list(files), None, attempts=1), k.key)
@@ -235,15 +233,15 @@ class Lake:
             try:
                 # Rows come back in file order (files are listed oldest write first), which the
                 # last-write-wins de-duplication relies on.
-                return ds.dataset(files, schema=sch, format="parquet").to_table(filter=expr)
+                return ds.dataset(files, schema=sch, format="parquet", filesystem=self.store.filesystem).to_table(filter=expr)
             except FileNotFoundError:
                 # Compaction or retention removed a file between listing and opening: list again.
                 log.debug("lake file vanished during read (attempt %d); listing again", attempt + 1)
             except (OSError, pa.ArrowInvalid) as exc:
-                if "No such file" in str(exc) or "not found" in str(exc).lower():
+                if _vanished(exc):
                     continue
-                raise LakeError(f"{self.root}: cannot read {sch.names[0]}… ({exc})") from exc
-        raise LakeError(f"{self.root}: files kept changing during {attempts} read attempts")
+                raise LakeError(f"{self.location}: cannot read {sch.names[0]}… ({exc})") from exc
+        raise LakeError(f"{self.location}: files kept changing during {attempts} read attempts")
 
     # ------------------------------------------------------------------ maintenance
 
@@ -272,12 +270,13 @@ class Lake:
     def tables(self) -> list[tuple[str, str | None]]:
         """(table, interval) pairs that hold partitions."""
         out: list[tuple[str, str | None]] = []
+        present, _ = self.store.listdir(self.root)
         for name in schema.KINDS:
-            if name == "snapshot":
+            if name == "snapshot" or name not in present:
                 continue
             if name == "bars":
-                out += [("bars", iv) for iv in layout.bar_intervals(self.root)]
-            elif (self.root / name).is_dir():
+                out += [("bars", iv) for iv in layout.bar_intervals(self.root, self.store)]
+            else:
                 out.append((name, None))
         return out
 
@@ -285,23 +284,19 @@ class Lake:
 # ---------------------------------------------------------------------- helpers
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _vanished(exc: BaseException) -> bool:
+    """A file listed a moment ago is gone (local: ENOENT; S3: NoSuchKey / RESOURCE_NOT_FOUND)."""
+    text = str(exc)
+    return any(s in text for s in ("No such file", "RESOURCE_NOT_FOUND", "NoSuchKey")) or "not found" in text.lower()
 
 
 def _visible_files(p: Partition) -> list[Path]:
     """Files a reader should read: inputs of a published compaction are hidden behind its output."""
-    files = p.files()
-    manifest = p.path / MANIFEST
-    if not manifest.exists():
+    files, names = p.listing()
+    if MANIFEST not in names:
         return files
-    try:
-        m = json.loads(manifest.read_text())
-    except (OSError, ValueError):
+    m = p.store.read_json(p.path / MANIFEST)
+    if not m:
         return files
     hidden = superseded(m, {f.name for f in files})
     return [f for f in files if f.name not in hidden] if hidden else files

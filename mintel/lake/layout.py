@@ -11,7 +11,9 @@ Polars, Dask and Spark as it is)::
 ``<id>`` is a UUIDv7 (RFC 9562): time-ordered, so sorting file names sorts them in write order and
 "last write wins" needs no extra column. A compacted file is named after the newest file it merged
 (``part-<id>-c.parquet``) so that it stays older than anything appended while it was written.
-Files are written as ``.part-….tmp`` (hidden from every reader) and renamed when complete.
+Files are written as ``.part-….tmp`` (hidden from every reader) and renamed when complete; on an object
+store they are sent whole as one object instead (mintel.lake.store). Paths are ``Path`` for a local lake,
+``PurePosixPath("bucket/prefix/…")`` for an object store; every listing goes through the lake's store.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
 
 import pandas as pd
+
+from mintel.lake.store import DROPPED, TMP_PREFIX, TMP_SUFFIX, LocalStore
 
 DAILY_INTERVALS = frozenset({"1d", "1wk", "1mo"})
 INTERVAL_RE = re.compile(r"^[1-9][0-9]*(s|m|h|d|wk|mo)$")
 FILE_RE = re.compile(r"^part-(?P<id>[0-9a-f]{32})(?P<compacted>-c)?\.parquet$")
-TMP_PREFIX = ".part-"
-TMP_SUFFIX = ".tmp"
+LOCAL = LocalStore()  # the store of a Partition made without one
 SNAPSHOT_FILE = "latest.parquet"
 
 _lock = threading.Lock()
@@ -57,11 +61,12 @@ def new_file_id() -> str:
 class Partition:
     """One leaf directory of a table, e.g. ``bars/interval=1m/date=2026-11-24``."""
 
-    path: Path
+    path: PurePath
     table: str
     interval: str | None
     key: str  # "date" | "year" | "" (snapshot)
     value: str  # "2026-11-24" | "2026" | ""
+    store: Any = field(default=LOCAL, compare=False, repr=False)
 
     @property
     def start(self) -> pd.Timestamp | None:
@@ -80,20 +85,20 @@ class Partition:
             return None
         return s + (pd.Timedelta(days=1) if self.key == "date" else pd.DateOffset(years=1))
 
-    def files(self) -> list[Path]:
-        """Complete data files, oldest write first."""
-        try:
-            names = [e.name for e in os.scandir(self.path) if e.is_file() and FILE_RE.match(e.name)]
-        except FileNotFoundError:
-            return []
-        return [self.path / n for n in sorted(names, key=file_sort_key)]
+    def files(self) -> list[PurePath]:
+        """Complete data files, oldest write first (none while retention drops the partition)."""
+        return self.listing()[0]
 
-    def temporaries(self) -> list[Path]:
-        try:
-            # ".part-….tmp" data files and "._compacting.json.….tmp" manifests a crash left behind
-            return [Path(e.path) for e in os.scandir(self.path) if e.name.startswith(".") and e.name.endswith(TMP_SUFFIX)]
-        except FileNotFoundError:
-            return []
+    def listing(self) -> tuple[list[PurePath], set[str]]:
+        """(``files()``, every name in the partition) from one listing."""
+        _, names = self.store.listdir(self.path)
+        if DROPPED in names:
+            return [], set(names)
+        return [self.path / n for n in sorted((n for n in names if FILE_RE.match(n)), key=file_sort_key)], set(names)
+
+    def temporaries(self) -> list[PurePath]:
+        """".part-….tmp" data files and "._compacting.json.….tmp" manifests a crash left behind (local)."""
+        return self.store.temporaries(self.path)
 
 
 def file_sort_key(name: str) -> tuple[str, int]:
@@ -117,34 +122,29 @@ def partition_key(table: str, interval: str | None) -> str:
     return "date"
 
 
-def table_dir(root: Path, table: str, interval: str | None = None) -> Path:
+def table_dir(root: PurePath, table: str, interval: str | None = None) -> PurePath:
     if table == "bars":
         return root / "bars" / f"interval={check_interval(interval or '')}"
     return root / table
 
 
-def partition_dir(root: Path, table: str, interval: str | None, value: str) -> Path:
+def partition_dir(root: PurePath, table: str, interval: str | None, value: str) -> PurePath:
     return table_dir(root, table, interval) / f"{partition_key(table, interval)}={value}"
 
 
-def list_partitions(root: Path, table: str, interval: str | None = None) -> list[Partition]:
+def list_partitions(root: PurePath, table: str, interval: str | None = None, store=LOCAL) -> list[Partition]:
     """Partitions of a table (of one interval for bars), oldest first."""
     base = table_dir(root, table, interval)
     key = partition_key(table, interval)
     prefix = key + "="
-    try:
-        entries = [e.name for e in os.scandir(base) if e.is_dir() and e.name.startswith(prefix)]
-    except FileNotFoundError:
-        return []
-    return [Partition(base / n, table, interval, key, n[len(prefix) :]) for n in sorted(entries)]
+    dirs, _ = store.listdir(base)
+    entries = [n for n in dirs if n.startswith(prefix)]
+    return [Partition(base / n, table, interval, key, n[len(prefix) :], store) for n in sorted(entries)]
 
 
-def bar_intervals(root: Path) -> list[str]:
-    try:
-        names = [e.name for e in os.scandir(root / "bars") if e.is_dir() and e.name.startswith("interval=")]
-    except FileNotFoundError:
-        return []
-    return sorted(n.split("=", 1)[1] for n in names)
+def bar_intervals(root: PurePath, store=LOCAL) -> list[str]:
+    dirs, _ = store.listdir(root / "bars")
+    return sorted(n.split("=", 1)[1] for n in dirs if n.startswith("interval="))
 
 
 def tmp_path(directory: Path) -> Path:

@@ -14,22 +14,16 @@ Crash points for the crash-safety suite: mintel/lake/faults.py.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from mintel import schema
 from mintel.errors import LakeError
 from mintel.lake import faults, layout
-from mintel.lake.catalog import MANIFEST, Lake, _dedup_sorted, _timestamp, superseded
+from mintel.lake.catalog import MANIFEST, Lake, _timestamp, superseded
 from mintel.lake.layout import Partition
 
 log = logging.getLogger(__name__)
@@ -84,7 +78,7 @@ def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None,
     result = CompactResult()
     targets = [(kind, interval)] if kind is not None else lake.tables()
     if kind in (None, "snapshot"):  # a snapshot replace cut short leaves its temporary beside latest.parquet
-        finish_interrupted(Partition(lake.root / "snapshot", "snapshot", None, "", ""))
+        finish_interrupted(Partition(lake.root / "snapshot", "snapshot", None, "", "", lake.store))
     for table_name, iv in targets:
         if table_name == "snapshot":
             continue
@@ -106,7 +100,8 @@ def compact(lake: Lake, *, kind: str | None = None, interval: str | None = None,
             result.files_after += 1
             result.rows_before += before
             result.rows_after += after
-            result.details.append({"partition": str(part.path.relative_to(lake.root)), "files": len(files), "rows_before": before, "rows_after": after})
+            result.details.append({"partition": str(part.path.relative_to(lake.root)), "files": len(files),
+                                   "rows_before": before, "rows_after": after})
     if result.partitions:
         log.info(
             "compacted %d partitions: %d -> %d files, %d -> %d rows",
@@ -195,45 +190,37 @@ def _since_last_compacted(files: list) -> list:
 
 def _compact_partition(lake: Lake, part: Partition, files: list) -> tuple[int, int]:
     table = lake.read_files(part.table, files)
-    rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    store = part.store
+    rows_before = sum(store.parquet_rows(f) for f in files)
     newest = layout.FILE_RE.match(files[-1].name).group("id")
     output = f"part-{newest}-c.parquet"
     manifest = part.path / MANIFEST
-    _write_json_atomic(manifest, {"output": output, "inputs": [f.name for f in files]})
+    store.write_json(manifest, {"output": output, "inputs": [f.name for f in files]})
     faults.reached("compact.manifest", part.table)
     try:
         lake._publish(table, part.path / output)
     except (LakeError, OSError):  # nothing published (disk full, read-only): roll back at once
-        _unlink(manifest)
+        store.unlink(manifest)
         raise
     faults.reached("compact.published", part.table)
     for f in files:
         if f.name != output:
-            _unlink(f)
+            store.unlink(f)
             faults.reached("compact.unlinked", part.table)
-    _unlink(manifest)
+    store.unlink(manifest)
     return rows_before, table.num_rows
 
 
 def finish_interrupted(part: Partition) -> None:
     """Complete or roll back a compaction that a crash interrupted; drop stale temporaries."""
-    manifest = part.path / MANIFEST
-    if manifest.exists():
-        try:
-            m = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            m = {}
-        for name in superseded(m, {f.name for f in part.files()}):  # published: finish; else roll back
-            _unlink(part.path / name)
-        _unlink(manifest)
-    now = time.time()
-    for tmp in part.temporaries():
-        # A crash's leftovers; a younger one may be a write in progress in the writer process.
-        try:
-            if now - tmp.stat().st_mtime > STALE_TMP_S:
-                _unlink(tmp)
-        except FileNotFoundError:
-            pass
+    files, names = part.listing()
+    if MANIFEST in names:
+        m = part.store.read_json(part.path / MANIFEST) or {}
+        for name in superseded(m, {f.name for f in files}):  # published: finish; else roll back
+            part.store.unlink(part.path / name)
+        part.store.unlink(part.path / MANIFEST)
+    # A crash's leftovers; a younger one may be a write in progress in the writer process.
+    part.store.drop_stale_temporaries(part.path, STALE_TMP_S)
 
 
 def retain(lake: Lake, *, policy: dict[str, int | None] | None = None, now=None) -> list[str]:
@@ -248,7 +235,7 @@ def retain(lake: Lake, *, policy: dict[str, int | None] | None = None, now=None)
         cutoff = now_ts - pd.Timedelta(days=days)
         for part in lake.partitions(table_name, iv):
             if part.end is not None and part.end <= cutoff:
-                _drop_dir(part.path)
+                lake.store.drop_dir(part.path)
                 removed.append(str(part.path.relative_to(lake.root)))
     if removed:
         log.info("retention dropped %d partitions", len(removed))
@@ -274,9 +261,9 @@ def stats(lake: Lake) -> pd.DataFrame:
         size = 0
         for f in files:
             try:
-                nrows += pq.ParquetFile(f).metadata.num_rows
-                size += f.stat().st_size
-            except (FileNotFoundError, OSError, pa.ArrowInvalid):
+                nrows += lake.store.parquet_rows(f)
+                size += lake.store.size(f)
+            except (FileNotFoundError, OSError, LakeError, pa.ArrowInvalid):
                 continue
         rows.append(
             {
@@ -291,46 +278,16 @@ def stats(lake: Lake) -> pd.DataFrame:
                 "temporaries": sum(len(p.temporaries()) for p in parts),
             }
         )
-    snap = lake.root / "snapshot" / layout.SNAPSHOT_FILE
-    if snap.exists():
-        rows.append(
-            {
-                "table": "snapshot", "interval": None, "partitions": 1, "files": 1,
-                "rows": pq.ParquetFile(snap).metadata.num_rows, "bytes": snap.stat().st_size,
-                "first": None, "last": None, "temporaries": 0,
-            }
-        )
-    return pd.DataFrame(rows, columns=["table", "interval", "partitions", "files", "rows", "bytes", "first", "last", "temporaries"])
-
-
-def _write_json_atomic(path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(json.dumps(payload))
-            fh.flush()
-            os.fsync(fh.fileno())  # on disk before the output it announces (whose publish syncs the directory)
-        os.replace(tmp, path)
-    except OSError as exc:  # disk full, read-only: a one-line LakeError, nothing left behind
+    snap = lake.snapshot_path
+    if lake.store.exists(snap):
         try:
-            os.unlink(tmp)
-        except OSError:
+            rows.append(
+                {
+                    "table": "snapshot", "interval": None, "partitions": 1, "files": 1,
+                    "rows": lake.store.parquet_rows(snap), "bytes": lake.store.size(snap),
+                    "first": None, "last": None, "temporaries": 0,
+                }
+            )
+        except (FileNotFoundError, OSError, pa.ArrowInvalid):
             pass
-        raise LakeError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _drop_dir(path) -> None:
-    """Rename out of sight first, so a reader sees the whole partition or none of it."""
-    trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        os.rename(path, trash)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
+    return pd.DataFrame(rows, columns=["table", "interval", "partitions", "files", "rows", "bytes", "first", "last", "temporaries"])

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mintel.errors import ConfigError
+from mintel.lake.catalog import absolute_lake
 
 DASHBOARDS = {  # notebook stem -> title, in the order the index lists them
     "scanner": "Live market scanner",
@@ -47,7 +48,7 @@ def notebooks_dir() -> Path:
 class DashboardServer:
     """How to run Voilà for the dashboards; ``start()`` launches it, ``urls`` says where they are."""
 
-    lake: Path
+    lake: Path | str  # a directory (made absolute) or an s3:// URL
     ip: str = "127.0.0.1"
     port: int = 8866
     token: str | None = None
@@ -58,7 +59,7 @@ class DashboardServer:
     process: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
-        self.lake = Path(self.lake).resolve()
+        self.lake = absolute_lake(self.lake)  # a directory, or an s3:// URL
         self.notebooks = Path(self.notebooks).resolve()
         if not self.notebooks.is_dir():
             raise ConfigError(f"dashboards {self.notebooks}: no such directory")
@@ -97,7 +98,7 @@ class DashboardServer:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not SECRET_ENV.match(k)}
-        env["MINTEL_LAKE"] = str(self.lake)  # kernels run in the notebooks' directory: absolute paths only
+        env["MINTEL_LAKE"] = self.lake  # kernels run in the notebooks' directory: absolute paths only
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(SHARE), os.environ.get("JUPYTER_PATH")) if p)  # the index template
         env["MINTEL_WATCHLISTS"] = str(Path(os.environ.get("MINTEL_WATCHLISTS") or "data/watchlists").resolve())
         return env

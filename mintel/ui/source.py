@@ -16,7 +16,6 @@ import pandas as pd
 
 from mintel import schema
 from mintel.lake import Lake
-from mintel.lake.layout import SNAPSHOT_FILE
 
 STALE_AFTER_S = 60.0  # the snapshot is called stale when its last write is older than this
 
@@ -42,14 +41,19 @@ class Snapshot:
 EMPTY_VERSION = ("missing",)
 
 
-def find_lake() -> Path:
+def find_lake() -> Path | str:
     """``MINTEL_LAKE``, else the ``lake`` of the settings (mintel.toml), found from the working
-    directory or its parents: a notebook's kernel runs in ``notebooks/dashboards``, not the project."""
+    directory or its parents: a notebook's kernel runs in ``notebooks/dashboards``, not the project.
+    An object-store URL is returned as it is."""
+    from mintel.lake.catalog import lake_location
+
     if os.environ.get("MINTEL_LAKE"):
-        return Path(os.environ["MINTEL_LAKE"])
+        return lake_location(os.environ["MINTEL_LAKE"])
     from mintel.config import load_config
 
-    lake = Path(load_config().lake)
+    lake = load_config().lake
+    if isinstance(lake, str):
+        return lake
     if lake.is_absolute():
         return lake
     here = Path.cwd()
@@ -68,14 +72,11 @@ class Source:
 
     @property
     def snapshot_path(self):
-        return self.lake.root / "snapshot" / SNAPSHOT_FILE
+        return self.lake.snapshot_path
 
     def snapshot_version(self) -> tuple:
-        try:
-            st = os.stat(self.snapshot_path)
-        except FileNotFoundError:
-            return EMPTY_VERSION
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        """What changes when the snapshot is replaced (local: inode, size, mtime; object store: size, mtime)."""
+        return self.lake.store.version(self.snapshot_path) or EMPTY_VERSION
 
     def snapshot(self) -> Snapshot:
         """The latest snapshot; the cached one when the file has not changed."""
