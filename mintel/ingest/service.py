@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import pandas as pd
-
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from mintel import calendar, schema
 from mintel.analytics.engine import LiveEngine
@@ -95,10 +95,32 @@ class IngestService:
         # Enough history for every indicator: the intraday volume ratio looks 20 sessions back.
         history = self.lake.read_bars(self.symbols, self.interval, start=last_ts - pd.Timedelta(days=WARMUP_DAYS))
         recent = self.lake.read("opportunities", start=last_ts - pd.Timedelta(days=2))
-        self.engine = LiveEngine.from_history(history, self.universe, self.interval, recent=recent, cooldown=self.settings.cooldown)
+        # The engine as of the cycle before the last, then the last cycle's bars again: the state is the
+        # same, and what that cycle announced is known, so the restart restores what a stop between its
+        # bars and its opportunities (a kill, a full disk) left unwritten.
+        last = (history["ts"] == last_ts).to_numpy()
+        prior = recent[recent["ts"] < last_ts] if len(recent) else recent
+        self.engine = LiveEngine.from_history(history[~last], self.universe, self.interval, recent=prior,
+                                              cooldown=self.settings.cooldown)
+        if last.any():
+            self._restore_last_cycle(history[last], recent, last_ts)
         if self.clock is not None and hasattr(self.clock, "advance_to"):
             self.clock.advance_to(self.next_ts)
         log.info("resuming after %s (%d symbols, %d bars of history)", last_ts, len(latest), len(history))
+
+    def _restore_last_cycle(self, bars: pd.DataFrame, recent: pd.DataFrame, last_ts: pd.Timestamp) -> None:
+        out = self.engine.update(bars, pd.Timestamp.now(tz="UTC"))
+        self.last_output = out
+        table = out.opportunities_table
+        if table.num_rows:
+            have = set(zip(recent["ts"], recent["symbol"], recent["kind"])) if len(recent) else set()
+            new = out.opportunities
+            keep = [(t, s, k) not in have for t, s, k in zip(new["ts"], new["symbol"], new["kind"])]
+            if any(keep):
+                self.lake.append("opportunities", table.filter(pa.array(keep)))
+                log.warning("restored %d opportunities of the cycle at %s (the last run stopped before writing them)",
+                            sum(keep), last_ts)
+        self.lake.write_snapshot(out.snapshot_table)
 
     async def cycle(self) -> CycleReport:
         t0 = time.perf_counter()

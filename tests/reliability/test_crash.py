@@ -137,3 +137,44 @@ def test_ingest_killed_at_every_named_point_and_at_random_loses_no_acknowledged_
     assert {p + "/bars" if p.startswith(("append", "compact")) else p for p in faults.POINTS} <= named | {"timer"}
     assert acked > 0 and found == acked
     assert final.bars >= acked and not final.problems
+
+
+# ------------------------------------------------------------------------------------ opportunities
+
+
+def _ingest(lake, cycles: int, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    env = child_env({"MINTEL_CRASH_AT": crash_at} if crash_at else None)
+    return subprocess.run(mintel_command("ingest", "--lake", str(lake), "--universe", "nifty50", "--interval-s", "0",
+                                         "--cycles", str(cycles), "--always-on"),
+                          capture_output=True, text=True, timeout=300, cwd=lake.parent, env=env)
+
+
+def _keys(lake) -> set[tuple]:
+    o = Lake(lake).read("opportunities")
+    return set(zip(o["ts"], o["symbol"], o["kind"]))
+
+
+def test_a_kill_after_the_bars_before_the_opportunities_loses_no_opportunity(tmp_path):
+    """The cycle's bars are in the lake, its opportunities and snapshot are not: the restart finds the
+    cycle's opportunities again (and its snapshot), so the lake ends as an uninterrupted run's."""
+    cycles = 45
+    ref = tmp_path / "ref" / "lake"
+    ref.parent.mkdir()
+    assert _ingest(ref, cycles).returncode == 0
+    expected = _keys(ref)
+    bar_ts = sorted(Lake(ref).read_bars(None, interval="1m")["ts"].unique())
+    # The kill: at a cycle that announced opportunities, after its bars file is published.
+    k = next(i for i, t in enumerate(bar_ts, 1) if i >= 15 and any(key[0] == t for key in expected))
+    lake = tmp_path / "crash" / "lake"
+    lake.parent.mkdir()
+    killed = _ingest(lake, cycles, crash_at=f"append.renamed/bars:{k}")
+    assert killed.returncode == -9, killed.stderr[-1000:]
+    assert Lake(lake).read_bars(None, interval="1m")["ts"].max() == bar_ts[k - 1]
+    assert not any(key[0] == bar_ts[k - 1] for key in _keys(lake))  # lost, for now
+    done = _ingest(lake, cycles - k)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert_frame = Lake(lake).read_bars(None, interval="1m")
+    assert sorted(assert_frame["ts"].unique()) == bar_ts
+    assert _keys(lake) == expected
+    snap, ref_snap = Lake(lake).snapshot(), Lake(ref).snapshot()
+    assert list(snap["symbol"]) == list(ref_snap["symbol"]) and (snap["price"].to_numpy() == ref_snap["price"].to_numpy()).all()
