@@ -289,6 +289,23 @@ def cmd_indicators(args) -> int:
     return 0
 
 
+def cmd_indicators_backfill(args) -> int:
+    from mintel.analytics.history import backfill_indicators
+    from mintel.engine import engine_from_args
+
+    symbols = None
+    if args.universe:
+        from mintel.universe import load_universe
+
+        symbols = list(load_universe(args.universe)["symbol"])
+    lake = _lake_writable(args.lake or _settings(args).lake)
+    with engine_from_args(args) as engine:
+        summary = backfill_indicators(lake, args.interval, args.start, args.end, symbols, engine=engine,
+                                      warmup=args.warmup)
+    emit(summary.record(), args.format)
+    return 0
+
+
 def cmd_volume(args) -> int:
     from mintel.analytics.scan import volume_analysis
 
@@ -522,6 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("symbol")
     c.add_argument("--interval", default="1d")
     c.add_argument("--tail", type=int, default=20)
+
+    c = command("indicators-backfill", cmd_indicators_backfill,
+                "compute every bar's indicators over the history and store them in the lake's indicators table")
+    c.add_argument("--interval", default="1d")
+    c.add_argument("--start", help="first bar to write (UTC; the warm-up bars before it are read, not written)")
+    c.add_argument("--end", help="last bar to write (UTC, as `bars --end`: a date alone is its 00:00; default: the newest)")
+    c.add_argument("--universe", help="only this universe's symbols (name or CSV; default: every symbol in the lake)")
+    c.add_argument("--warmup", type=int, help="bars read before --start (default: 250 daily, 400 intraday)")
+    add_engine_arguments(c)
 
     c = command("volume", cmd_volume, "volume analysis: one symbol's bars, or every symbol's latest, most unusual first")
     c.add_argument("symbol", nargs="?")

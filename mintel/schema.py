@@ -163,6 +163,22 @@ METRICS = pa.schema(
     ]
 )
 
+# The scan's per-bar indicator set (mintel.analytics.scan.enrich): the indicators, sma_200 and two figures made of them.
+INDICATOR_SET = (*INDICATORS, "sma_200", "bb_pct_b", "dist_sma_50_pct")
+
+# Indicator history: each bar's indicators as the scan computes them (mintel.analytics.history backfills it).
+# Warm-up rows are null; partitioned like bars.
+INDICATOR_HISTORY = pa.schema(
+    [
+        pa.field("interval", pa.string(), nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("ts", TS, nullable=False),  # the bar's ts, as in bars
+        pa.field("close", pa.float64(), nullable=False),
+        *[pa.field(name, pa.float64()) for name in INDICATOR_SET],
+        pa.field("computed_at", TS),  # when the backfill that wrote the row started
+    ]
+)
+
 RUNS = pa.schema(
     [
         pa.field("ts", TS, nullable=False),  # start
@@ -195,6 +211,7 @@ KINDS: dict[str, Kind] = {
         Kind("quarantine", QUARANTINE, ()),
         Kind("metrics", METRICS, ()),
         Kind("runs", RUNS, ()),
+        Kind("indicators", INDICATOR_HISTORY, ("interval", "symbol", "ts")),
     )
 }
 

@@ -127,9 +127,9 @@ class Lake:
 
     def partitions(self, kind: str, interval: str | None = None) -> list[Partition]:
         schema.kind(kind)
-        if kind == "bars" and interval is None:
-            return [p for iv in layout.bar_intervals(self.root, self.store)
-                    for p in layout.list_partitions(self.root, "bars", iv, self.store)]
+        if kind in layout.INTERVAL_TABLES and interval is None:  # every interval's
+            return [p for iv in layout.intervals(self.root, kind, self.store)
+                    for p in layout.list_partitions(self.root, kind, iv, self.store)]
         return layout.list_partitions(self.root, kind, interval, self.store)
 
     def read(
@@ -159,7 +159,7 @@ class Lake:
         k = schema.kind(kind)
         if kind == "snapshot":
             return self._read_snapshot(symbols)
-        if kind == "bars" and interval is None:
+        if kind == "bars" and interval is None:  # (indicators: every interval's, the key tells them apart)
             raise DataError("bars: give an interval (e.g. 1m, 1d)")
         start_ts, end_ts = _timestamp(start, "start"), _timestamp(end, "end")
         if start_ts is not None and end_ts is not None and start_ts > end_ts:
@@ -193,7 +193,7 @@ class Lake:
         k = schema.kind(kind)
         if "symbol" not in k.schema.names:
             raise DataError(f"{kind}: has no symbol column")
-        parts = self.partitions(kind, interval if kind == "bars" else None)
+        parts = self.partitions(kind, interval if kind in layout.INTERVAL_TABLES else None)
         if lookback_partitions is not None:
             parts = parts[-lookback_partitions:]
         table = self.read_arrow(kind, interval=interval, partitions=parts)
@@ -220,10 +220,13 @@ class Lake:
     def snapshot_path(self) -> PurePath:
         return self.root / "snapshot" / layout.SNAPSHOT_FILE
 
-    def read_files(self, kind: str, files: Sequence[PurePath]) -> pa.Table:
-        """Exactly these files of ``kind``, de-duplicated and in key order (for compaction)."""
+    def read_files(self, kind: str, files: Sequence[PurePath], *, with_count: bool = False):
+        """Exactly these files of ``kind``, de-duplicated and in key order (for compaction); with
+        ``with_count``, ``(table, rows in the files before de-duplication)`` from the same read."""
         k = schema.kind(kind)
-        return _in_key_order(self._scan(k.schema, lambda: list(files), None, attempts=1), k.key)
+        raw = self._scan(k.schema, lambda: list(files), None, attempts=1)
+        table = _in_key_order(raw, k.key)
+        return (table, raw.num_rows) if with_count else table
 
     def _scan(self, sch: pa.Schema, list_files, expr, attempts: int = READ_ATTEMPTS) -> pa.Table:
         for attempt in range(attempts):
@@ -274,8 +277,8 @@ class Lake:
         for name in schema.KINDS:
             if name == "snapshot" or name not in present:
                 continue
-            if name == "bars":
-                out += [("bars", iv) for iv in layout.bar_intervals(self.root, self.store)]
+            if name in layout.INTERVAL_TABLES:
+                out += [(name, iv) for iv in layout.intervals(self.root, name, self.store)]
             else:
                 out.append((name, None))
         return out
@@ -354,7 +357,7 @@ def _filter(symbols, start: pd.Timestamp | None, end: pd.Timestamp | None):
 def _split_partitions(kind: str, table: pa.Table):
     """Yield (interval, partition value, rows) for each partition the rows fall in."""
     intervals = [None]
-    if kind == "bars":
+    if kind in layout.INTERVAL_TABLES:
         intervals = pc.unique(table.column("interval")).to_pylist()
         for iv in intervals:
             layout.check_interval(iv)

@@ -5,6 +5,7 @@ Polars, Dask and Spark as it is)::
 
     bars/interval=1m/date=2026-11-24/part-<id>.parquet     intraday intervals: one partition a UTC day
     bars/interval=1d/year=2026/part-<id>.parquet           daily and longer: one partition a year
+    indicators/interval=1d/year=2026/part-<id>.parquet     indicator history: partitioned as bars are
     quotes/date=2026-11-24/part-<id>.parquet               every other table: one partition a UTC day
     snapshot/latest.parquet                                replaced atomically
 
@@ -32,6 +33,7 @@ import pandas as pd
 from mintel.lake.store import DROPPED, TMP_PREFIX, TMP_SUFFIX, LocalStore
 
 DAILY_INTERVALS = frozenset({"1d", "1wk", "1mo"})
+INTERVAL_TABLES = frozenset({"bars", "indicators"})  # tables with an ``interval=`` level (and year partitions when daily)
 INTERVAL_RE = re.compile(r"^[1-9][0-9]*(s|m|h|d|wk|mo)$")
 FILE_RE = re.compile(r"^part-(?P<id>[0-9a-f]{32})(?P<compacted>-c)?\.parquet$")
 LOCAL = LocalStore()  # the store of a Partition made without one
@@ -117,14 +119,14 @@ def check_interval(interval: str) -> str:
 
 
 def partition_key(table: str, interval: str | None) -> str:
-    if table == "bars" and interval in DAILY_INTERVALS:
+    if table in INTERVAL_TABLES and interval in DAILY_INTERVALS:
         return "year"
     return "date"
 
 
 def table_dir(root: PurePath, table: str, interval: str | None = None) -> PurePath:
-    if table == "bars":
-        return root / "bars" / f"interval={check_interval(interval or '')}"
+    if table in INTERVAL_TABLES:
+        return root / table / f"interval={check_interval(interval or '')}"
     return root / table
 
 
@@ -133,7 +135,7 @@ def partition_dir(root: PurePath, table: str, interval: str | None, value: str) 
 
 
 def list_partitions(root: PurePath, table: str, interval: str | None = None, store=LOCAL) -> list[Partition]:
-    """Partitions of a table (of one interval for bars), oldest first."""
+    """Partitions of a table (of one interval for ``INTERVAL_TABLES``), oldest first."""
     base = table_dir(root, table, interval)
     key = partition_key(table, interval)
     prefix = key + "="
@@ -142,8 +144,9 @@ def list_partitions(root: PurePath, table: str, interval: str | None = None, sto
     return [Partition(base / n, table, interval, key, n[len(prefix) :], store) for n in sorted(entries)]
 
 
-def bar_intervals(root: PurePath, store=LOCAL) -> list[str]:
-    dirs, _ = store.listdir(root / "bars")
+def intervals(root: PurePath, table: str = "bars", store=LOCAL) -> list[str]:
+    """The intervals an ``INTERVAL_TABLES`` table holds partitions of."""
+    dirs, _ = store.listdir(root / table)
     return sorted(n.split("=", 1)[1] for n in dirs if n.startswith("interval="))
 
 

@@ -33,10 +33,12 @@ TIER_FAN_IN = 8  # tiered compaction: compacted files a partition being written 
 STALE_TMP_S = 600
 
 # Days a partition is kept after it ends; None keeps it forever. Keys: "bars:<interval>",
-# "bars:intraday", "bars:daily" or a table name. The first key that matches wins.
+# "bars:intraday", "bars:daily" (the same for "indicators:…") or a table name. The first key that matches wins.
 DEFAULT_RETENTION: dict[str, int | None] = {
     "bars:intraday": INTRADAY_DAYS,
     "bars:daily": None,
+    "indicators:intraday": INTRADAY_DAYS,  # no longer than the bars they are computed from
+    "indicators:daily": None,
     "quotes": 7,
     "metrics": 90,
     "quarantine": 90,
@@ -189,9 +191,8 @@ def _since_last_compacted(files: list) -> list:
 
 
 def _compact_partition(lake: Lake, part: Partition, files: list) -> tuple[int, int]:
-    table = lake.read_files(part.table, files)
+    table, rows_before = lake.read_files(part.table, files, with_count=True)  # one read: each file opened once
     store = part.store
-    rows_before = sum(store.parquet_rows(f) for f in files)
     newest = layout.FILE_RE.match(files[-1].name).group("id")
     output = f"part-{newest}-c.parquet"
     manifest = part.path / MANIFEST
@@ -243,8 +244,9 @@ def retain(lake: Lake, *, policy: dict[str, int | None] | None = None, now=None)
 
 
 def _retention_days(rules: dict[str, int | None], table: str, interval: str | None) -> int | None:
-    if table == "bars":
-        for key in (f"bars:{interval}", "bars:daily" if interval in layout.DAILY_INTERVALS else "bars:intraday"):
+    if table in layout.INTERVAL_TABLES:
+        span = "daily" if interval in layout.DAILY_INTERVALS else "intraday"
+        for key in (f"{table}:{interval}", f"{table}:{span}"):
             if key in rules:
                 return rules[key]
         return None

@@ -33,6 +33,8 @@ def sample(kind: str, n: int = 7, seed: int = 1) -> pd.DataFrame:
             cols[field.name] = rng.integers(0, 100, n)
         elif field.name == "symbol":
             cols[field.name] = [f"S{i % 3}" for i in range(n)]
+        elif field.name == "interval" and kind == "indicators":  # a partition directory: a real interval
+            cols[field.name] = "1m"
         else:
             cols[field.name] = [f"{field.name}-{i}" for i in range(n)]
     return pd.DataFrame(cols)
