@@ -1,4 +1,5 @@
-"""Engines: where batch work over a universe runs (the scan, the signal lab's detections).
+"""Engines: where batch work over a universe runs (the scan, the signal lab's detections, the indicator
+history backfill).
 
 - ``LocalEngine``: in this process, the code path mintel always had. The default, and the fastest on
   one machine.

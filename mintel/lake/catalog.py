@@ -288,9 +288,11 @@ class Lake:
 
 
 def _vanished(exc: BaseException) -> bool:
-    """A file listed a moment ago is gone (local: ENOENT; S3: NoSuchKey / RESOURCE_NOT_FOUND)."""
+    """A file listed a moment ago is gone (local: ENOENT; S3: NO_SUCH_KEY / NoSuchKey / RESOURCE_NOT_FOUND,
+    as GetObject or HeadObject says it)."""
     text = str(exc)
-    return any(s in text for s in ("No such file", "RESOURCE_NOT_FOUND", "NoSuchKey")) or "not found" in text.lower()
+    return (any(s in text for s in ("No such file", "RESOURCE_NOT_FOUND", "NO_SUCH_KEY", "NoSuchKey"))
+            or "not found" in text.lower() or "key does not exist" in text.lower())
 
 
 def _visible_files(p: Partition) -> list[Path]:
