@@ -19,13 +19,30 @@ DAY_NS = 86_400 * 10**9
 _NAT = np.iinfo(np.int64).min
 
 
+def session_bars(universe: pd.DataFrame | None, interval: str) -> int | None:
+    """Bars of ``interval`` in a session of the universe's exchange (the longest of the calendar's last
+    ten), for intraday minute/hour intervals; None when unknown."""
+    unit = {"m": 1, "h": 60}.get(interval[-1:]) if interval[:-1].isdigit() else None
+    if not unit or universe is None or "exchange" not in universe or not len(universe):
+        return None
+    try:
+        from mintel.calendar import exchange_calendar
+
+        cal = exchange_calendar(str(universe["exchange"].mode().iloc[0]))
+        minutes = max(len(cal.session_minutes(s)) for s in cal.sessions[-10:])
+    except Exception:  # noqa: BLE001 - an unknown exchange only loses the hint
+        return None
+    step = int(interval[:-1]) * unit
+    return -(-minutes // step)
+
+
 class LiveState:
     """Per symbol: the session's open/high/low/volume, the last bar, the previous session's close, indicators."""
 
     def __init__(self, universe: pd.DataFrame | None = None, interval: str = "1m", tz: str = DEFAULT_TZ) -> None:
         self.interval = interval
         self.intraday = is_intraday(interval)
-        self.indicators = StreamingIndicators((), interval, tz, extra=("sma_200",))
+        self.indicators = StreamingIndicators((), interval, tz, extra=("sma_200",), slots=session_bars(universe, interval))
         self.meta = universe.drop_duplicates("symbol").set_index("symbol") if universe is not None and len(universe) else None
         self._cap = 0
         self._alloc(0)

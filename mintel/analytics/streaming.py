@@ -58,7 +58,8 @@ class StreamingIndicators:
     (symbol, minute of day): 160 bytes x minutes x symbols (60 MB for 1000 symbols x 375 minutes).
     """
 
-    def __init__(self, symbols: Sequence[str] = (), interval: str = "1d", tz: str = DEFAULT_TZ, *, extra=()):
+    def __init__(self, symbols: Sequence[str] = (), interval: str = "1d", tz: str = DEFAULT_TZ, *, extra=(),
+                 slots: int | None = None):
         self.interval = interval
         self.tz = tz
         self.intraday = is_intraday(interval)
@@ -76,6 +77,9 @@ class StreamingIndicators:
         self._alloc(0, 0)
         self._slot_of_minute = np.full(1440, -1, np.int64)  # intraday: minute of day -> slot of the volume history
         self._slots = 0
+        # Bars in a session, when known (LiveState: from the exchange calendar): the volume history is
+        # sized to it at once (flat memory from the first bar); else, and beyond it, it doubles as needed.
+        self._slots_hint = int(slots) if slots else 0
         self._seen = np.zeros(0, bool)
         if len(symbols):
             self.rows(symbols)
@@ -221,7 +225,8 @@ class StreamingIndicators:
             self._slot_of_minute[fresh] = self._slots + np.arange(len(fresh))
             self._slots += len(fresh)
             if self._slots > self._slot_volume.shape[0]:
-                grown = max(self._slots, 2 * self._slot_volume.shape[0], 8)
+                grown = (max(self._slots, self._slots_hint) if self._slots <= self._slots_hint
+                         else max(self._slots, 2 * self._slot_volume.shape[0], 8))
                 vol = np.zeros((grown, self._cap, self._p_vr))
                 cnt = np.zeros((grown, self._cap), np.int64)
                 vol[: self._slot_volume.shape[0]] = self._slot_volume

@@ -63,6 +63,26 @@ def test_indicators_equal_the_batch_engine(session_bars):
     np.testing.assert_allclose(snap["bb_pct_b"], ((last["close"] - last["bb_lower"]) / width).loc[snap.index], rtol=1e-9)
 
 
+def test_the_same_minute_volume_history_is_sized_to_the_session_at_once(session_bars):
+    """Memory is flat from the first bar: one slot per minute of an NSE session (375), allocated once."""
+    u, bars = session_bars
+    state = LiveState(u, "1m")
+    minutes = list(bars.groupby("ts"))
+    state.update(minutes[0][1])
+    first = state.indicators._slot_volume
+    assert first.shape[0] == 375
+    for _, minute in minutes[1:]:
+        state.update(minute)
+    assert state.indicators._slot_volume is first  # never reallocated over 400 minutes (two sessions)
+    hinted = state.snapshot().to_pandas().set_index("symbol")
+    plain = LiveState(u.drop(columns="exchange"), "1m")  # no exchange: the history grows as minutes appear
+    for _, minute in minutes:
+        plain.update(minute)
+    assert plain.indicators._slot_volume.shape[0] == 512  # doubling past 375
+    unhinted = plain.snapshot().to_pandas().set_index("symbol")
+    np.testing.assert_array_equal(hinted["volume_ratio"].to_numpy(), unhinted["volume_ratio"].to_numpy())
+
+
 def test_rebuilt_from_history_equals_streamed(session_bars):
     u, bars = session_bars
     a = streamed(u, bars).snapshot().to_pandas().drop(columns="updated_at")
