@@ -111,6 +111,11 @@ def expected_bounds(exchange: str, interval: str, start: pd.Timestamp, end: pd.T
     try:
         if interval == "1d":
             days = calendar.sessions(exchange, start, min(end, now - pd.Timedelta(days=1)))
+            # Only sessions that had closed a day before now: the UTC instant ``now - 1 day`` read as an
+            # exchange date is already tomorrow's date in the evening UTC (after 18:30 for NSE), which
+            # asked for a bar of a session the providers may not publish yet, so a re-run never skipped.
+            closed = calendar.previous_session(exchange, now - pd.Timedelta(days=1))
+            days = days[days <= closed]
             if len(days) == 0:
                 raise DataError("no session in range")
             return pd.Timestamp(days[0]).tz_localize("UTC"), pd.Timestamp(days[-1]).tz_localize("UTC")

@@ -135,3 +135,18 @@ def test_bad_rows_go_to_quarantine_with_reasons(lake, yahoo, fault, reason):
     assert r.rows_written == len(want) - len(SYMBOLS)
     got = lake.read_bars(interval="1d")
     assert len(got) == len(want) - len(SYMBOLS) and got[PRICES].notna().all().all()
+
+
+@pytest.mark.parametrize("now, last", [
+    ("2026-11-25 12:00", "2026-11-23"),  # 2026-11-24 is an NSE holiday; the 25th closed two hours ago
+    ("2026-11-25 18:52", "2026-11-23"),  # after 18:30 UTC it is the 26th in India: still not the 25th
+    ("2026-11-26 12:00", "2026-11-25"),  # the 25th closed a day ago
+])
+def test_a_daily_backfill_needs_only_sessions_closed_a_day_ago_at_any_hour(now, last):
+    """Regression: in the evening UTC, `now - 1 day` read as an India date is today, so a complete
+    backfill was asked for today's bar again and a re-run never skipped (CI failed at 18:52 UTC)."""
+    from mintel.ingest.backfill import expected_bounds
+
+    t = pd.Timestamp(now, tz="UTC")
+    first, got = expected_bounds("NSE", "1d", pd.Timestamp("2026-06-01", tz="UTC"), t, t)
+    assert got == pd.Timestamp(last, tz="UTC") and first == pd.Timestamp("2026-06-01", tz="UTC")
