@@ -35,6 +35,7 @@ import pandas as pd
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_scale import line, timed
 from mintel.analytics.history import backfill_indicators
 from mintel.lake import Lake
 from mintel.providers.sim import SimClock, SimMarket
@@ -66,19 +67,6 @@ def copy(lake: Lake, root: Path) -> Lake:
         shutil.rmtree(root)
     shutil.copytree(lake.root / "bars", root / "bars")
     return Lake(root, durable=False)
-
-
-def timed(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
-
-
-def line(name: str, seconds: float, extra: str = "") -> str:
-    return f"{name:<52} {seconds:9.2f} s  {extra}".rstrip()
 
 
 def main() -> None:

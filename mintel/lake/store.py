@@ -207,11 +207,7 @@ class LocalStore:
             return None
         except OSError:
             return {}
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+        return _json_object(text)
 
     def unlink(self, path: Path) -> None:
         try:
@@ -349,11 +345,7 @@ class ObjectStore:
             return None
         except OSError:
             return {}
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+        return _json_object(text)
 
     def unlink(self, path) -> None:
         try:
@@ -392,6 +384,15 @@ class ObjectStore:
             self.filesystem.delete_file(str(probe))
         except OSError as exc:
             raise LakeError(f"{self._url(root)}: lake is not writable ({_one_line(exc)})") from None
+
+
+def _json_object(text: str | bytes) -> dict:
+    """A JSON object, or {} for anything else (a torn or foreign manifest reads as no manifest)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def fsync_dir(path: Path) -> None:
