@@ -78,7 +78,8 @@ class StreamingIndicators:
         self._slot_of_minute = np.full(1440, -1, np.int64)  # intraday: minute of day -> slot of the volume history
         self._slots = 0
         # Bars in a session, when known (LiveState: from the exchange calendar): the volume history is
-        # sized to it at once (flat memory from the first bar); else, and beyond it, it doubles as needed.
+        # sized to it at once (no reallocation copy inside a cycle; pages still become resident as the
+        # minutes are first written); else, and beyond it, it doubles as needed.
         self._slots_hint = int(slots) if slots else 0
         self._seen = np.zeros(0, bool)
         if len(symbols):

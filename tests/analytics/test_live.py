@@ -64,7 +64,7 @@ def test_indicators_equal_the_batch_engine(session_bars):
 
 
 def test_the_same_minute_volume_history_is_sized_to_the_session_at_once(session_bars):
-    """Memory is flat from the first bar: one slot per minute of an NSE session (375), allocated once."""
+    """One slot per minute of an NSE session (375), allocated at the first bar and never copied again."""
     u, bars = session_bars
     state = LiveState(u, "1m")
     minutes = list(bars.groupby("ts"))
