@@ -25,12 +25,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
 
-from mintel.lake.store import DROPPED, TMP_PREFIX, TMP_SUFFIX, LocalStore
+from mintel.lake.store import DROPPED, LocalStore
 
 DAILY_INTERVALS = frozenset({"1d", "1wk", "1mo"})
 INTERVAL_TABLES = frozenset({"bars", "indicators"})  # tables with an ``interval=`` level (and year partitions when daily)
@@ -148,7 +148,3 @@ def intervals(root: PurePath, table: str = "bars", store=LOCAL) -> list[str]:
     """The intervals an ``INTERVAL_TABLES`` table holds partitions of."""
     dirs, _ = store.listdir(root / table)
     return sorted(n.split("=", 1)[1] for n in dirs if n.startswith("interval="))
-
-
-def tmp_path(directory: Path) -> Path:
-    return directory / f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet{TMP_SUFFIX}"
