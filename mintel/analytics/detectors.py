@@ -374,17 +374,23 @@ def opportunity_table(p: Panel, parts: list[tuple[Detector, Hits]], explain: boo
     direction = np.concatenate([
         np.full(len(h.rows), sides.index(d.direction), np.int32) if h.direction is None
         else pd.Categorical(h.direction, categories=sides).codes.astype(np.int32) for d, h in parts])
-    scores, factors, messages = [], [], []
+    scores, points, messages = [], [], []
     for _, h in parts:
-        names = list(h.factors)
-        points = np.round(np.column_stack([h.factors[f] for f in names]).astype(np.float64), 2)
-        scores.append(np.round(points.sum(axis=1), 2))
+        pts = np.round(np.column_stack([h.factors[f] for f in h.factors]).astype(np.float64), 2)
+        scores.append(np.round(pts.sum(axis=1), 2))
+        points.append(pts)
         if explain:
-            pieces = []
-            for i, f in enumerate(names):
-                pieces += [pa.scalar(("{" if i == 0 else ", ") + f'"{f}": '), pc.cast(pa.array(points[:, i]), pa.string())]
-            factors.append(pc.binary_join_element_wise(*pieces, pa.scalar("}"), ""))
             messages += h.message()
+    factors = []
+    if explain:  # {"factor": points, ...} per row; every number cast to text in one call
+        text = pc.cast(pa.array(np.concatenate([pts.T.ravel() for pts in points])), pa.string())
+        at = 0
+        for (_, h), pts in zip(parts, points):
+            pieces = []
+            for i, f in enumerate(h.factors):
+                pieces += [pa.scalar(("{" if i == 0 else ", ") + f'"{f}": '), text.slice(at, len(pts))]
+                at += len(pts)
+            factors.append(pc.binary_join_element_wise(*pieces, pa.scalar("}"), ""))
     order = np.lexsort((kind, rows))
     take = pa.array(order)
     r = rows[order]

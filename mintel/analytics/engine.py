@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from mintel import schema
 from mintel.analytics.detectors import DETECTORS, DetectorParams, detect, opportunity_table
-from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators
+from mintel.analytics.indicators import DEFAULT_TZ, Positions, compute_indicators
 from mintel.analytics.live import LiveState
 from mintel.analytics.live_panel import LivePanel
 from mintel.analytics.scoring import FACTORS, Cooldown, ScoreWeights, factor_points, factor_values, panel_factors
@@ -76,6 +76,7 @@ class LiveEngine:
         self.window = BarWindow(self.history, WINDOW_COLUMNS, pivot_k=self.params.pivot_k)
         self.kinds = [k for k, d in DETECTORS.items() if daily or not d.daily_only]
         self._sector_of: tuple[pd.Index, np.ndarray | None] | None = None
+        self._snapshot_rows = Positions()  # window row of each snapshot symbol
 
     @classmethod
     def from_history(cls, bars: pd.DataFrame, universe: pd.DataFrame | None, interval: str = "1m", *,
@@ -94,14 +95,14 @@ class LiveEngine:
 
     def update(self, bars: pd.DataFrame, now: pd.Timestamp) -> CycleOutput:
         """Fold in a cycle's valid bars; return the snapshot, the new opportunities and all standing ones."""
-        enriched = self.state.update(bars)
-        self.window.push(enriched)
+        applied = self.state.apply(bars)
+        updated = None if applied is None else self.window.push_arrays(applied.symbols, applied.ts, applied.columns)
         symbols, columns = self.state.snapshot_columns(now)
-        if enriched is None or not len(symbols):
+        if applied is None or not len(symbols):
             return CycleOutput(self.state.snapshot_table(symbols, columns), schema.empty("opportunities"))
         names = self.window.names
         want = np.zeros(len(names), bool)
-        want[names.get_indexer(pd.unique(enriched["symbol"]))] = True
+        want[updated] = True
         dense = self.window.dense()
         last = self.window.run > 0  # the newest slot holds a usable bar
         panel = LivePanel(self.window, self.interval, self.params, want=want, history=self.history, dense=dense,
@@ -125,7 +126,7 @@ class LiveEngine:
             hole_standing, hole_new = self._general(holes, want, score, kinds_of, now)
             new.append(hole_new)
             standing.append(lambda: schema.conform("opportunities", hole_standing))
-        at = names.get_indexer(symbols)
+        at = self._snapshot_rows(names, symbols)
         columns["score"], columns["signals"] = score[at], kinds_of[at]
         snapshot = self.state.snapshot_table(symbols, columns)
         return CycleOutput(snapshot, _by_symbol(new), lambda: schema.to_pandas(_by_symbol([f() for f in standing])))

@@ -122,6 +122,34 @@ def to_utc_ns(ts) -> np.ndarray:
     return idx.as_unit("ns").asi8
 
 
+def index_of(index: pd.Index, names) -> np.ndarray:
+    """Positions of ``names`` in the object-dtype ``index`` (-1 where absent).
+
+    Given a bare array, pandas infers the target's dtype on every call (object strings become its
+    Arrow string dtype and back), which costs ~3 ms for 5000 symbols; an object Index skips that (~0.4 ms).
+    """
+    if not isinstance(names, pd.Index) or names.dtype != object:
+        names = pd.Index(np.asarray(names, dtype=object), dtype=object)
+    return index.get_indexer(names)
+
+
+class Positions:
+    """``index_of`` that remembers its last answer: live cycles ask for the same symbols, in the same
+    order, of the same index every time, and comparing them (~0.2 ms for 5000) is cheaper than a lookup."""
+
+    def __init__(self) -> None:
+        self._last: tuple[pd.Index, np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, index: pd.Index, names) -> np.ndarray:
+        names = np.asarray(names, dtype=object)
+        last = self._last
+        if last is not None and last[0] is index and len(last[1]) == len(names) and (last[1] == names).all():
+            return last[2].copy()
+        rows = index_of(index, names)
+        self._last = index, names.copy(), rows.copy()
+        return rows
+
+
 def session_and_minute(ts_ns: np.ndarray, tz: str = DEFAULT_TZ) -> tuple[np.ndarray, np.ndarray]:
     """(session, minute of day) of UTC nanosecond timestamps in the exchange's time zone.
 

@@ -7,6 +7,8 @@ schema. Nothing here touches files or clocks: the ingestion service feeds it and
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -34,6 +36,16 @@ def session_bars(universe: pd.DataFrame | None, interval: str) -> int | None:
         return None
     step = int(interval[:-1]) * unit
     return -(-minutes // step)
+
+
+class Applied(NamedTuple):
+    """Bars a ``LiveState`` applied, in the order it applied them (ts, then state row), as arrays."""
+
+    index: np.ndarray  # positions in the bars given
+    symbols: np.ndarray  # object
+    ts: np.ndarray  # int64 ns, UTC
+    rows: np.ndarray  # state rows
+    columns: dict[str, np.ndarray]  # open, high, low, close, volume and the indicator values
 
 
 class LiveState:
@@ -87,22 +99,36 @@ class LiveState:
         """Fold in valid canonical bars (any symbols and order; several bars per symbol are applied in ts order).
 
         Returns the applied bars with their indicator values (sorted by ts, then state row), which is
-        what the live detectors' window keeps.
+        what the live detectors' window keeps. ``apply`` does the same and returns arrays.
         """
+        applied = self.apply(bars)
+        if applied is None:
+            return None
+        enriched = bars.iloc[applied.index].reset_index(drop=True)
+        values = pd.DataFrame({c: applied.columns[c] for c in self.indicators.columns}, copy=False)
+        return pd.concat([enriched.drop(columns=values.columns, errors="ignore"), values], axis=1)
+
+    def apply(self, bars: pd.DataFrame) -> Applied | None:
+        """``update`` without the frame: the applied bars as arrays (None when nothing was applied)."""
         if bars.empty:
             return None
         ts_all = to_utc_ns(bars["ts"])
-        rows_all = self._rows(bars["symbol"].to_numpy(dtype=object))
+        names = bars["symbol"].to_numpy(dtype=object)
+        rows_all = self._rows(names)
         cols = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")}
         src = bars["source"].to_numpy(dtype=object) if "source" in bars else np.full(len(bars), None, object)
-        order = np.lexsort((rows_all, ts_all))
-        ts_sorted = ts_all[order]
-        bounds = np.flatnonzero(np.r_[True, ts_sorted[1:] != ts_sorted[:-1], True])
+        if len(ts_all) and (ts_all == ts_all[0]).all():  # the live case: one bar time
+            order = np.argsort(rows_all, kind="stable")
+            bounds = np.array([0, len(order)])
+        else:
+            order = np.lexsort((rows_all, ts_all))
+            ts_sorted = ts_all[order]
+            bounds = np.flatnonzero(np.r_[True, ts_sorted[1:] != ts_sorted[:-1], True])
         applied, values = [], []
         for a, b in zip(bounds[:-1], bounds[1:]):
             idx = order[a:b]
             rows = rows_all[idx]
-            if len(np.unique(rows)) != len(rows):  # the same bar twice in a batch: the last one wins
+            if (rows[1:] == rows[:-1]).any():  # the same bar twice in a batch (rows sorted): the last one wins
                 keep = len(rows) - 1 - np.unique(rows[::-1], return_index=True)[1]
                 idx, rows = idx[keep], rows[keep]
             out = self._apply(rows, ts_all[idx], {c: v[idx] for c, v in cols.items()}, src[idx])
@@ -110,13 +136,13 @@ class LiveState:
             values.append(out)
         if values[0] is None:
             return None
-        idx = np.concatenate(applied)
-        enriched = bars.iloc[idx].reset_index(drop=True)
+        idx = applied[0] if len(applied) == 1 else np.concatenate(applied)
+        columns = {c: v[idx] for c, v in cols.items()}
         for c in values[0]:
-            enriched[c] = np.concatenate([v[c] for v in values])
-        return enriched
+            columns[c] = values[0][c] if len(values) == 1 else np.concatenate([v[c] for v in values])
+        return Applied(idx, names[idx], ts_all[idx], rows_all[idx], columns)
 
-    def _apply(self, rows, ts, bar, source) -> None:
+    def _apply(self, rows, ts, bar, source) -> dict[str, np.ndarray] | None:
         # An update of the bar a symbol already has (the forming bar) must not count its volume twice.
         redo = self.ts[rows] == ts
         if redo.any():
@@ -176,7 +202,7 @@ class LiveState:
         order = np.argsort(names[have], kind="stable")
         sel = np.flatnonzero(have)[order]
         symbols = names[sel]
-        values = self.indicators.values()
+        values = self.indicators.latest()
         cols: dict[str, np.ndarray] = {}
         if self.meta is not None:
             for c in ("name", "sector"):
@@ -191,7 +217,7 @@ class LiveState:
             volume=self.volume[sel], day_volume=self.day_volume[sel], source=self.source[sel],
         )
         for c in (*schema.INDICATORS, "sma_200"):
-            cols[c] = values[c].to_numpy()[sel]
+            cols[c] = values[c][sel]
         with np.errstate(invalid="ignore", divide="ignore"):
             width = cols["bb_upper"] - cols["bb_lower"]
             cols["bb_pct_b"] = np.where(width > 0, (price - cols["bb_lower"]) / width, np.nan)

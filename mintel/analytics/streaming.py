@@ -29,6 +29,8 @@ import pandas as pd
 from mintel.analytics.indicators import (
     DEFAULT_TZ,
     SPECS,
+    Positions,
+    index_of,
     is_intraday,
     output_columns,
     session_and_minute,
@@ -73,6 +75,7 @@ class StreamingIndicators:
         self._with_200 = "sma_200" in self.columns
         self._ring = self._p_200 if self._with_200 else max(self._p_50, self._p_bb)  # closes kept per symbol
         self._names = pd.Index([], dtype=object)
+        self._lookup = Positions()
         self._size = 0
         self._alloc(0, 0)
         self._slot_of_minute = np.full(1440, -1, np.int64)  # intraday: minute of day -> slot of the volume history
@@ -138,14 +141,14 @@ class StreamingIndicators:
     def rows(self, symbols) -> np.ndarray:
         """State rows of ``symbols`` (names), adding the unknown ones. Pass them to ``update`` to skip the lookup."""
         names = np.asarray(symbols, dtype=object)
-        rows = self._names.get_indexer(names) if self._size else np.full(len(names), -1, np.int64)
+        rows = self._lookup(self._names, names) if self._size else np.full(len(names), -1, np.int64)
         new = rows < 0
         if new.any():
             fresh = pd.unique(names[new])
             first = self._size
             self._grow(first + len(fresh))
             self._names = self._names.append(pd.Index(fresh, dtype=object))
-            rows[new] = first + pd.Index(fresh, dtype=object).get_indexer(names[new])
+            rows[new] = first + index_of(pd.Index(fresh, dtype=object), names[new])
         return rows.astype(np.int64)
 
     def update(
@@ -182,6 +185,11 @@ class StreamingIndicators:
         frame = pd.DataFrame(self._out[: self._size], columns=list(self.columns))
         frame.insert(0, "symbol", pd.array(self.symbols, dtype="str"))
         return frame
+
+    def latest(self) -> dict[str, np.ndarray]:
+        """``values()`` without the frame: each indicator column's latest values in state-row order (views)."""
+        out = self._out[: self._size]
+        return {c: out[:, j] for j, c in enumerate(self.columns)}
 
     def latest_ts(self) -> pd.Series:
         """Open time of each symbol's latest bar (the forming bar), NaT before any."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mintel.analytics.indicators import to_utc_ns
+from mintel.analytics.indicators import Positions, index_of, to_utc_ns
 
 _NAT = np.iinfo(np.int64).min
 _USABLE = ("open", "high", "low", "close", "volume")  # a bar the detectors can use has them all finite
@@ -28,17 +28,22 @@ class BarWindow:
     ``pivot_k``: also keep the swing-high / swing-low flags of every slot (``pivots()``, the test of
     ``live_panel._pivots`` on the raw high / low), each computed once: a slot's flag depends on the ``k``
     slots either side, and only the newest slot ever changes, so a push recomputes one slot's flags.
+
+    Storage is slot-major, (slots, columns, symbols): a push writes one contiguous block per slot (in
+    symbol-major order each of a cycle's ~20 x N values landed on a different page); ``view()`` and
+    ``pivots()`` return (columns, symbols, slots) views of it.
     """
 
     def __init__(self, length: int, columns: tuple[str, ...], pivot_k: int | None = None) -> None:
         self.length = length
         self.columns = tuple(columns)
         self.pivot_k = pivot_k if pivot_k and "high" in columns and "low" in columns else None
-        self._piv = np.zeros((2, 0, 2 * length), bool)  # [0] swing highs, [1] swing lows, like _data
+        self._piv = np.zeros((2 * length, 2, 0), bool)  # [:, 0] swing highs, [:, 1] swing lows, like _data
         self._names = pd.Index([], dtype=object)  # sorted
+        self._lookup = Positions()
         self._slot_ts = np.full(2 * length, _NAT, np.int64)
         self._pos = -1  # newest slot, 0 <= pos < length
-        self._data = np.full((len(self.columns), 0, 2 * length), np.nan)
+        self._data = np.full((2 * length, len(self.columns), 0), np.nan)
         self.run = np.zeros(0, np.int64)
         self._run_before = np.zeros(0, np.int64)  # run as of the slot before the newest
         self._usable = [self.columns.index(c) for c in _USABLE if c in self.columns]
@@ -49,28 +54,35 @@ class BarWindow:
         return self._names
 
     def _rows(self, symbols: np.ndarray) -> np.ndarray:
-        rows = self._names.get_indexer(symbols) if len(self._names) else np.full(len(symbols), -1)
+        rows = self._lookup(self._names, symbols) if len(self._names) else np.full(len(symbols), -1)
         if (rows < 0).any():
             names = self._names.append(pd.Index(pd.unique(symbols[rows < 0]), dtype=object)).sort_values()
-            grown = np.full((len(self.columns), len(names), 2 * self.length), np.nan)
-            piv = np.zeros((2, len(names), 2 * self.length), bool)
-            at = names.get_indexer(self._names)
+            grown = np.full((2 * self.length, len(self.columns), len(names)), np.nan)
+            piv = np.zeros((2 * self.length, 2, len(names)), bool)
+            at = index_of(names, self._names)
             run, before = np.zeros(len(names), np.int64), np.zeros(len(names), np.int64)
             if len(self._names):
-                grown[:, at, :] = self._data
-                piv[:, at, :] = self._piv
+                grown[:, :, at] = self._data
+                piv[:, :, at] = self._piv
                 run[at], before[at] = self.run, self._run_before
             self._names, self._data, self.run, self._run_before, self._piv = names, grown, run, before, piv
-            rows = names.get_indexer(symbols)
+            rows = index_of(names, symbols)
         return rows.astype(np.int64)
 
     def push(self, enriched: pd.DataFrame | None) -> None:
         """Store bars, slot by slot in ts order; a ts older than the newest slot is ignored."""
         if enriched is None or enriched.empty:
             return
-        ts = to_utc_ns(enriched["ts"])
-        rows = self._rows(enriched["symbol"].to_numpy(dtype=object))
-        data = np.stack([enriched[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns])
+        self.push_arrays(enriched["symbol"].to_numpy(dtype=object), to_utc_ns(enriched["ts"]),
+                         {c: enriched[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns})
+
+    def push_arrays(self, symbols: np.ndarray, ts: np.ndarray, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """``push`` from arrays: symbol names, bar opens (int64 ns UTC) and each of ``columns``' values.
+        Returns the window rows of ``symbols``."""
+        if not len(symbols):
+            return np.zeros(0, np.int64)
+        rows = self._rows(symbols)
+        data = np.stack([np.asarray(columns[c], dtype=np.float64) for c in self.columns])
         usable = np.isfinite(data[self._usable]).all(axis=0)
         w = self.length
         for t in np.unique(ts):
@@ -80,16 +92,17 @@ class BarWindow:
             if t > newest:
                 self._pos = (self._pos + 1) % w
                 self._slot_ts[[self._pos, self._pos + w]] = t
-                self._data[:, :, [self._pos, self._pos + w]] = np.nan
-                self._piv[:, :, [self._pos, self._pos + w]] = False
+                self._data[[self._pos, self._pos + w]] = np.nan
+                self._piv[[self._pos, self._pos + w]] = False
                 self._run_before = self.run
                 self.run = np.zeros(len(self._names), np.int64)
             i = np.flatnonzero(ts == t)
-            self._data[:, rows[i], self._pos] = data[:, i]
-            self._data[:, rows[i], self._pos + w] = data[:, i]
+            self._data[self._pos][:, rows[i]] = data[:, i]
+            self._data[self._pos + w][:, rows[i]] = data[:, i]
             self.run[rows[i]] = np.where(usable[i], np.minimum(self._run_before[rows[i]] + 1, w), 0)
             if self.pivot_k:
                 self._update_pivots()
+        return rows
 
     def _update_pivots(self) -> None:
         """Flags of the slot ``k`` before the newest, the one whose ``k`` slots after it just became complete
@@ -102,26 +115,26 @@ class BarWindow:
         around = slice(pos + w - 2 * k, pos + w + 1)  # slots newest-2k .. newest, in time order
         at = [(pos - k) % w, (pos - k) % w + w]
         for j, (name, f) in enumerate((("high", np.maximum), ("low", np.minimum))):
-            flags = _pivots(self._data[self.columns.index(name), :, around], k, f)[:, k]
-            self._piv[j][:, at] = flags[:, None]
+            flags = _pivots(self._data[around, self.columns.index(name), :].T, k, f)[:, k]
+            self._piv[at, j, :] = flags[None, :]
 
     def pivots(self) -> tuple[np.ndarray, np.ndarray]:
         """(swing highs, swing lows) as (symbols x slots) flags over ``view()``'s slots, unmasked: a flag
         needs the ``pivot_k`` slots either side usable, which the reader checks against its tail."""
         if self._pos < 0:
-            return self._piv[0][:, :0], self._piv[1][:, :0]
+            return self._piv[:0, 0, :].T, self._piv[:0, 1, :].T
         start = self._pos + 1
         lo = start + int(np.argmax(self._slot_ts[start : start + self.length] != _NAT))
-        return self._piv[0][:, lo : start + self.length], self._piv[1][:, lo : start + self.length]
+        return self._piv[lo : start + self.length, 0, :].T, self._piv[lo : start + self.length, 1, :].T
 
     def view(self) -> tuple[np.ndarray, np.ndarray]:
         """(columns x symbols x slots, slot ts): the filled slots in time order, a view of the ring."""
         if self._pos < 0:
-            return self._data[:, :, :0], self._slot_ts[:0]
+            return self._data[:0].transpose(1, 2, 0), self._slot_ts[:0]
         start = self._pos + 1
         have = self._slot_ts[start : start + self.length] != _NAT
         lo = start + int(np.argmax(have))
-        return self._data[:, :, lo : start + self.length], self._slot_ts[lo : start + self.length]
+        return self._data[lo : start + self.length].transpose(1, 2, 0), self._slot_ts[lo : start + self.length]
 
     def dense(self) -> np.ndarray:
         """Per symbol: its usable bars in the window are its last ``run`` slots (no hole before them)."""
