@@ -313,39 +313,43 @@ def bar_problems(bars: pd.DataFrame) -> pd.Series:
     reasons = np.full(n, None, dtype=object)
     if n == 0:
         return pd.Series(reasons, index=bars.index, dtype=object)
-
-    def mark(mask: np.ndarray, text) -> None:
-        todo = mask & (reasons == None)  # noqa: E711 - element-wise on an object array
-        if todo.any():
-            if callable(text):
-                for i in np.flatnonzero(todo):
-                    reasons[i] = text(i)
-            else:
-                reasons[todo] = text
-
+    checks: list[tuple[np.ndarray, object]] = []  # (rows breaking the rule, reason or reason of row i), in order
     if "symbol" in bars:
-        sym = bars["symbol"].to_numpy(dtype=object)
-        mark(np.array([not isinstance(s, str) or not s.strip() for s in sym]), "symbol missing")
+        sym = bars["symbol"]
+        if isinstance(sym.dtype, pd.StringDtype):  # every present value is a string
+            missing = (sym.isna() | (sym.str.strip() == "")).to_numpy(dtype=bool, na_value=True)
+        else:
+            missing = np.array([not isinstance(s, str) or not s.strip() for s in sym.to_numpy(dtype=object)], dtype=bool)
+        checks.append((missing, "symbol missing"))
     if "ts" in bars:
-        mark(pd.isna(bars["ts"]).to_numpy(), "timestamp missing")
+        checks.append((pd.isna(bars["ts"]).to_numpy(), "timestamp missing"))
     prices = {}
     for c in PRICE_COLUMNS:
         prices[c] = pd.to_numeric(bars[c], errors="coerce").to_numpy(dtype=float) if c in bars else np.full(n, np.nan)
     for c in PRICE_COLUMNS:
-        v = prices[c]
-        mark(~np.isfinite(v), f"{c} is not a finite number")
-    for c in PRICE_COLUMNS:
-        v = prices[c]
-        mark(v <= 0, lambda i, c=c, v=v: f"{c} {v[i]:g} is not positive")
-    o, h, lo, cl = prices["open"], prices["high"], prices["low"], prices["close"]
+        checks.append((~np.isfinite(prices[c]), f"{c} is not a finite number"))
     with np.errstate(invalid="ignore"):
-        mark(h < lo, lambda i: f"high {h[i]:g} < low {lo[i]:g}")
-        mark(lo > np.minimum(o, cl), lambda i: f"low {lo[i]:g} > min(open, close) {min(o[i], cl[i]):g}")
-        mark(h < np.maximum(o, cl), lambda i: f"high {h[i]:g} < max(open, close) {max(o[i], cl[i]):g}")
-    vol = pd.to_numeric(bars["volume"], errors="coerce").to_numpy(dtype=float) if "volume" in bars else np.full(n, np.nan)
-    mark(~np.isfinite(vol), "volume is not a finite number")
-    with np.errstate(invalid="ignore"):
-        mark(vol < 0, lambda i: f"volume {vol[i]:g} is negative")
+        for c in PRICE_COLUMNS:
+            v = prices[c]
+            checks.append((v <= 0, lambda i, c=c, v=v: f"{c} {v[i]:g} is not positive"))
+        o, h, lo, cl = prices["open"], prices["high"], prices["low"], prices["close"]
+        checks.append((h < lo, lambda i: f"high {h[i]:g} < low {lo[i]:g}"))
+        checks.append((lo > np.minimum(o, cl), lambda i: f"low {lo[i]:g} > min(open, close) {min(o[i], cl[i]):g}"))
+        checks.append((h < np.maximum(o, cl), lambda i: f"high {h[i]:g} < max(open, close) {max(o[i], cl[i]):g}"))
+        vol = pd.to_numeric(bars["volume"], errors="coerce").to_numpy(dtype=float) if "volume" in bars else np.full(n, np.nan)
+        checks.append((~np.isfinite(vol), "volume is not a finite number"))
+        checks.append((vol < 0, lambda i: f"volume {vol[i]:g} is negative"))
+    unset = np.ones(n, bool)
+    if np.logical_or.reduce([m for m, _ in checks]).any():  # the usual cycle has no bad bar: nothing to name
+        for mask, text in checks:
+            todo = mask & unset
+            if todo.any():
+                if callable(text):
+                    for i in np.flatnonzero(todo):
+                        reasons[i] = text(i)
+                else:
+                    reasons[todo] = text
+                unset &= ~todo
     return pd.Series(reasons, index=bars.index, dtype=object)
 
 

@@ -286,7 +286,8 @@ class FaultRun:
         assert "open" in states and states[-1] == "closed", states
         prov = self.metrics[(self.metrics["scope"] == "provider") & (self.metrics["name"] == self.down)]
         seen = prov.sort_values("ts")["state"].tolist()
-        assert "open" in seen and seen[-1] == "closed"
+        # The health rows sample the state once a cycle: a cycle slower than the cooldown sees it half-open.
+        assert {"open", "half_open"} & set(seen) and seen[-1] == "closed", seen
         assert f.recovered_answers > 0, "the provider that was down never answered again"
 
 
