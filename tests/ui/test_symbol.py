@@ -122,12 +122,17 @@ def test_levels_are_the_nearest_analytics_support_and_resistance(ui_lake, symbol
     lv = support_resistance(enrich(bars, interval, TZ))
     lv = lv[lv["touches"] >= 2]
     close = bars["close"].iloc[-1]
+    count = 0
     for kind, nearest in (("support", lambda s: s.nlargest(3)), ("resistance", lambda s: s.nsmallest(3))):
-        want = sorted(nearest(lv.loc[lv["kind"] == kind, "level"]).tolist())
+        levels = lv.loc[lv["kind"] == kind, "level"]
+        want = sorted(nearest(levels).tolist())
         drawn = sorted({v for v in view.traces[kind].y if v is not None})
         assert drawn == pytest.approx(want, rel=1e-12)
         assert all((v < close) if kind == "support" else (v > close) for v in drawn)
-    assert len(view.levels) == (3 if interval == "1d" else 4)  # RELIANCE has 5 supports; the 3 nearest are drawn
+        count += len(want)
+    # The simulated market follows the date the lake was built on, so how many levels there are varies;
+    # the view lists the nearest three of each kind, no more (and there are some to list).
+    assert len(view.levels) == count and count >= 2
 
 
 def new_bar(last: pd.Series, ts, close: float, volume: float) -> pd.DataFrame:
