@@ -19,6 +19,7 @@ _LAZY = {
     "load_universe": "mintel.universe",
     "Watchlists": "mintel.universe",
     "health": "mintel.status",
+    "backfill_indicators": "mintel.analytics.history",
 }
 
 __all__ = ["Lake", "load_config", "MintelError", "ConfigError", "DataError", "LakeError", "ProviderError",
