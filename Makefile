@@ -32,8 +32,10 @@ clean-lake:
 # Long reliability runs (issue 8) that CI has no time for; each prints its figures and fails on a
 # problem. The crash soak: 60+ SIGKILLs of real ingest/compaction processes (SOAK_CRASH_KILLS=N).
 # The fault soak: 1500 cycles of mixed provider faults. The load soak: 5000 symbols every 5 s with
-# reports and three dashboard kernels (SOAK_LOAD_MINUTES, default 10).
+# reports and three dashboard kernels (SOAK_LOAD_MINUTES, default 10). The memory run: the ingest service
+# over three simulated sessions at 5000 symbols, RSS flat after the second (MEM_SYMBOLS, MEM_CYCLES).
 soak: install
 	$(PY) -m bench.bench_crash
 	$(PY) -m bench.bench_faults --cycles 1500
 	$(PY) -m bench.bench_load
+	$(PY) -m bench.bench_memory
