@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import io
 import json
 
@@ -122,3 +123,14 @@ def test_backfill_command_is_resumable(tmp_path):
     # no snapshot in a backfilled lake: names and sectors come from the bundled lists
     scan = json.loads(run_mintel("scan", "--lake", lake, "--format", "json").stdout)
     assert {r["symbol"]: r["sector"] for r in scan}["RELIANCE"] == "Oil Gas & Consumable Fuels"
+
+
+def test_ingest_gives_arrow_the_system_allocator_unless_told_otherwise():
+    import subprocess
+    import sys
+
+    code = "import pyarrow as pa; from mintel.cli import _long_running_memory_pool as f; f(); print(pa.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    run = lambda e: subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True).stdout.strip()
+    assert run(env) == "system"  # pyarrow's default (mimalloc) kept growing in long runs
+    assert run({**env, "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}) == "jemalloc"
