@@ -6,6 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mintel-installed
 ARGS   ?=
+# test processes (pytest-xdist): one per core by default; `make test JOBS=0` runs in this process only
+JOBS   ?= auto
 
 .PHONY: install up test bench clean-lake soak
 
@@ -21,7 +23,7 @@ up: install
 	$(VENV)/bin/mintel up $(ARGS)
 
 test: install
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(JOBS) --dist loadscope $(ARGS)
 
 bench: install
 	$(PY) -m bench $(ARGS)

@@ -74,8 +74,12 @@ def voila_server(dashboard_lake, tmp_path_factory):
         os.environ.pop("MINTEL_DASHBOARD_REFRESH_S", None)
 
 
-@pytest.fixture(scope="session")
-def chromium(ui_lake_master):  # built first: Playwright's sync API holds an event loop open
+@pytest.fixture(scope="package")
+def chromium(ui_lake_master):
+    # Package scope: Playwright's sync API holds an event loop open in this thread while the browser lives,
+    # and asyncio.run() elsewhere (ingest, backfill) refuses to start beside it; under pytest-xdist other
+    # packages' tests run in this process between ui modules, so the browser closes when ui's tests stop.
+    # ui_lake_master is built first for the same reason.
     import os
 
     if not os.access(CHROMIUM, os.X_OK):  # fail, never skip: CI installs it (.ci/run)
