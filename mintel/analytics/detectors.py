@@ -61,7 +61,7 @@ class Hits:
     rows: np.ndarray
     factors: dict[str, np.ndarray]
     confidence: np.ndarray
-    message: Callable[[], list[str]]
+    message: Callable[..., list[str]]  # message(i): the messages of rows ``i`` (positions in ``rows``; default all)
     direction: np.ndarray | None = None  # per row, when the detector's direction depends on the bar
 
     def scores(self) -> np.ndarray:
@@ -71,9 +71,9 @@ class Hits:
 
     def subset(self, keep: np.ndarray) -> Hits:
         """The rows where ``keep`` (a mask over the rows)."""
-        message = self.message
+        message, at = self.message, np.flatnonzero(keep)
         return Hits(self.rows[keep], {f: v[keep] for f, v in self.factors.items()}, self.confidence[keep],
-                    lambda: [m for m, k in zip(message(), keep.tolist()) if k],
+                    lambda i=slice(None): message(at[i]),
                     None if self.direction is None else self.direction[keep])
 
 
@@ -118,10 +118,10 @@ def _channel_break(p: Panel, side: int, year: bool) -> Hits:
     span = "52-week" if year and window == 252 and p.daily else f"{window}-{p.unit}"
     word = "high" if side > 0 else "low"
 
-    def message() -> list[str]:
-        verb = "broke its" if side > 0 else "broke below its"
+    def message(i=slice(None)) -> list[str]:
+        verb, ri = ("broke its" if side > 0 else "broke below its"), r[i]
         return [f"{s} {verb} {span} {word} {lv} at {c}{v}"
-                for s, lv, c, v in zip(p.sym[r].tolist(), _prices(level[r]), _prices(p.c[r]), _volumes(vr))]
+                for s, lv, c, v in zip(p.sym[ri].tolist(), _prices(level[ri]), _prices(p.c[ri]), _volumes(vr[i]))]
 
     return Hits(r, factors, conf, message)
 
@@ -144,11 +144,12 @@ def _volume_spike(p: Panel) -> Hits:
     direction = np.where(side > 0, "long", np.where(side < 0, "short", "neutral"))
     ref_name, ref = ("VWAP", p.ind.get("vwap")) if not p.daily else ("SMA 20", p.ind.get("sma_20"))
 
-    def message() -> list[str]:
+    def message(i=slice(None)) -> list[str]:
+        ri = r[i]
         with np.errstate(invalid="ignore", divide="ignore"):
-            dist = (p.c[r] / ref[r] - 1.0) * 100.0
+            dist = (p.c[ri] / ref[ri] - 1.0) * 100.0
         out = []
-        for s, v, rt, d in zip(p.sym[r].tolist(), vr[r].tolist(), ret.tolist(), dist.tolist()):
+        for s, v, rt, d in zip(p.sym[ri].tolist(), vr[ri].tolist(), ret[i].tolist(), dist.tolist()):
             where = f", closing {abs(d):.1f}% {'above' if d >= 0 else 'below'} {ref_name}" if d == d else ""
             move = f", {rt * 100:+.1f}% on the {p.unit}" if rt == rt else ""
             out.append(f"{s} traded {v:.1f}× its usual volume{move}{where}")
@@ -175,12 +176,13 @@ def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
         conf = _confidence(factors["trend"] > 0, far, p.ind["volume_ratio"][r] >= 1.2)
     words = "above" if side > 0 else "below"
 
-    def message() -> list[str]:
+    def message(i=slice(None)) -> list[str]:
+        ri = r[i]
         if fast == "sma_20":
             return [f"{s}: SMA 20 crossed {words} SMA 50 ({label}) at {c}"
-                    for s, c in zip(p.sym[r].tolist(), _prices(p.c[r]))]
+                    for s, c in zip(p.sym[ri].tolist(), _prices(p.c[ri]))]
         return [f"{s}: MACD crossed {words} its signal line, {'below' if m < 0 else 'above'} the zero line (MACD {m:.2f})"
-                for s, m in zip(p.sym[r].tolist(), p.ind["macd"][r].tolist())]
+                for s, m in zip(p.sym[ri].tolist(), p.ind["macd"][ri].tolist())]
 
     return Hits(r, factors, conf, message)
 
@@ -198,9 +200,10 @@ def _rsi_extreme(p: Panel, side: int) -> Hits:
     conf = _confidence(turn, stretch, depth >= 5)
     state, way = ("oversold", "up") if side > 0 else ("overbought", "down")
 
-    def message() -> list[str]:
+    def message(i=slice(None)) -> list[str]:
+        ri = r[i]
         return [f"{s} is {state}: RSI {x:.0f}{f', turning {way}' if t else ''}"
-                for s, x, t in zip(p.sym[r].tolist(), rsi[r].tolist(), turn.tolist())]
+                for s, x, t in zip(p.sym[ri].tolist(), rsi[ri].tolist(), turn[i].tolist())]
 
     return Hits(r, factors, conf, message)
 
@@ -218,11 +221,11 @@ def _divergence(p: Panel, side: int) -> Hits:
     conf = _confidence(rsi_gap >= 5, extreme >= 1.0, confirm)
     kind, lows = ("bullish", ("lower low", "higher low")) if side > 0 else ("bearish", ("higher high", "lower high"))
 
-    def message() -> list[str]:
+    def message(i=slice(None)) -> list[str]:
         return [f"{s}: {kind} RSI divergence, price made a {lows[0]} {a} vs {b} "
                 f"while RSI made a {lows[1]} {x:.0f} vs {y:.0f}"
-                for s, a, b, x, y in zip(p.sym[r].tolist(), _prices(d.price_pivot), _prices(d.price_previous),
-                                         d.rsi_pivot.tolist(), d.rsi_previous.tolist())]
+                for s, a, b, x, y in zip(p.sym[r[i]].tolist(), _prices(d.price_pivot[i]), _prices(d.price_previous[i]),
+                                         d.rsi_pivot[i].tolist(), d.rsi_previous[i].tolist())]
 
     return Hits(r, factors, conf, message)
 
@@ -244,13 +247,14 @@ def _level(p: Panel, name: str, side: int) -> Hits:
         conf = _confidence(t >= 3, factors["trend"] > 0, factors[turn] >= 5)
     what = "support" if name.startswith("support") else "resistance"
 
-    def message() -> list[str]:
+    def message(i=slice(None)) -> list[str]:
+        ri = r[i]
         if name.endswith("break"):
             return [f"{s} broke {what} {x} ({n} touches), closing at {c}{v}" for s, x, n, c, v in
-                    zip(p.sym[r].tolist(), _prices(lvl), t.tolist(), _prices(p.c[r]), _volumes(p.ind["volume_ratio"][r]))]
+                    zip(p.sym[ri].tolist(), _prices(lvl[i]), t[i].tolist(), _prices(p.c[ri]), _volumes(p.ind["volume_ratio"][ri]))]
         verb = "bounced off" if what == "support" else "was rejected at"
         return [f"{s} {verb} {what} {x} ({n} touches), closing at {c}"
-                for s, x, n, c in zip(p.sym[r].tolist(), _prices(lvl), t.tolist(), _prices(p.c[r]))]
+                for s, x, n, c in zip(p.sym[ri].tolist(), _prices(lvl[i]), t[i].tolist(), _prices(p.c[ri]))]
 
     return Hits(r, factors, conf, message)
 
@@ -267,11 +271,12 @@ def _gap(p: Panel, side: int) -> Hits:
     conf = _confidence(hold, follow, p.ind["volume_ratio"][r] >= 1.5)
     word = "up" if side > 0 else "down"
 
-    def message() -> list[str]:
+    def message(i=slice(None)) -> list[str]:
+        ri = r[i]
         return [f"{s} gapped {word} {abs(g):.1f}%{f' ({a:.1f} ATR)' if a == a else ''} to {o} from {pc}, "
                 f"{'holding the gap' if h else 'filling the gap'}"
-                for s, g, a, o, pc, h in zip(p.sym[r].tolist(), pct.tolist(), atr_x.tolist(), _prices(p.o[r]),
-                                             _prices(prev), hold.tolist())]
+                for s, g, a, o, pc, h in zip(p.sym[ri].tolist(), pct[i].tolist(), atr_x[i].tolist(), _prices(p.o[ri]),
+                                             _prices(prev[i]), hold[i].tolist())]
 
     return Hits(r, factors, conf, message)
 
