@@ -23,13 +23,12 @@ from mintel.analytics.detectors import DETECTORS, DetectorParams, detect, opport
 from mintel.analytics.indicators import DEFAULT_TZ, Positions, compute_indicators
 from mintel.analytics.live import LiveState
 from mintel.analytics.live_panel import LivePanel
-from mintel.analytics.scoring import FACTORS, Cooldown, ScoreWeights, factor_points, factor_values, panel_factors
+from mintel.analytics.scoring import FACTORS, Coded, Cooldown, ScoreWeights, factor_points, factor_values, panel_factors
 from mintel.analytics.window import BarWindow
 
 __all__ = ["BarWindow", "CycleOutput", "LiveEngine", "WINDOW_COLUMNS"]
 
 WINDOW_COLUMNS = ("open", "high", "low", "close", "volume", *schema.INDICATORS, "sma_200")
-_SIDES = {"long": 1.0, "short": -1.0}
 
 
 class CycleOutput:
@@ -111,13 +110,11 @@ class LiveEngine:
         rows, kinds, sides, scores, origin = _standing_arrays(parts)
 
         score = np.full(len(names), np.nan)
-        kinds_of = np.full(len(names), None, object)
-        for r, k in _join_kinds(rows, kinds):
-            kinds_of[r] = k
+        kinds_of = _join_kinds(len(names), rows, kinds)
         r = np.flatnonzero(dense & last)
         values = panel_factors(panel, r, _signal_values(len(names), rows, sides, scores)[r])
         score[r] = factor_points(values, self.weights)[0]
-        keep = self.cooldown.admit(names[rows].tolist(), kinds, sides, panel.ts[0]) if len(rows) else np.zeros(0, bool)
+        keep = self.cooldown.admit(Coded(rows, names), Coded(kinds, _KIND_NAMES), _coded_sides(sides), panel.ts[0])
         new = [_new_rows(panel, parts, origin, keep, now)]
         standing = [lambda: opportunity_table(panel, parts, True, now) if parts else schema.empty("opportunities")]
 
@@ -146,9 +143,8 @@ class LiveEngine:
         score[at] = factor_points({f: values[f].to_numpy(dtype=np.float64) for f in FACTORS}, self.weights)[0]
         for s, k in standing.groupby("symbol", sort=False)["kind"]:
             kinds_of[names.get_loc(s)] = ",".join(sorted(set(k)))
-        keep = self.cooldown.admit(standing["symbol"].astype(str).tolist(), standing["kind"].astype(str).tolist(),
-                                   standing["direction"].astype(str).tolist(), standing["ts"].iloc[0]) \
-            if len(standing) else np.zeros(0, bool)
+        keep = self.cooldown.admit(*(standing[c].astype(str).to_numpy(dtype=object) for c in ("symbol", "kind", "direction")),
+                                   standing["ts"].iloc[0] if len(standing) else None)
         return standing, schema.conform("opportunities", standing[keep])
 
     def _sectors(self, names: pd.Index) -> np.ndarray | None:
@@ -159,26 +155,43 @@ class LiveEngine:
         return self._sector_of[1]
 
 
-def _standing_arrays(parts: list[tuple]) -> tuple[np.ndarray, list[str], list[str], np.ndarray, np.ndarray]:
-    """(window row, kind, direction, score, (part, hit) of origin) of every hit, sorted by (row, kind) as
-    the opportunity rows are."""
+def _standing_arrays(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(window row, kind (its rank in ``_KIND_NAMES``), direction, score, (part, hit) of origin) of every hit,
+    sorted by (row, kind) as the opportunity rows are."""
     if not parts:
-        return np.empty(0, np.int64), [], [], np.empty(0), np.empty((2, 0), np.int64)
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty((2, 0), np.int64)
     rows = np.concatenate([h.rows for _, h in parts])
-    kinds = np.concatenate([np.full(len(h.rows), d.name, object) for d, h in parts])
+    rank = np.concatenate([np.full(len(h.rows), _KIND_RANK[d.name], np.int64) for d, h in parts])
     sides = np.concatenate([np.full(len(h.rows), d.direction, object) if h.direction is None
                             else np.asarray(h.direction, object) for d, h in parts])
     scores = np.concatenate([h.scores() for _, h in parts])
     origin = np.concatenate([np.vstack([np.full(len(h.rows), i), np.arange(len(h.rows))]) for i, (_, h) in enumerate(parts)],
                             axis=1)
-    order = np.lexsort((kinds.astype(str), rows))
-    return rows[order], kinds[order].tolist(), sides[order].tolist(), scores[order], origin[:, order]
+    order = np.lexsort((rank, rows))
+    return rows[order], rank[order], sides[order], scores[order], origin[:, order]
 
 
-def _signal_values(n: int, rows: np.ndarray, sides: list[str], scores: np.ndarray) -> np.ndarray:
+_KIND_NAMES = np.array(sorted(DETECTORS), dtype=object)  # kinds in the opportunity rows' order
+_KIND_RANK = {k: i for i, k in enumerate(_KIND_NAMES)}
+_KIND_BIT = np.left_shift(np.uint64(1), np.arange(len(_KIND_NAMES), dtype=np.uint64))  # 64 kinds at most
+
+
+_SIDE_NAMES = np.array(["long", "short", "neutral"], dtype=object)
+
+
+def _coded_sides(sides: np.ndarray):
+    """Directions as ``Coded`` positions in ``_SIDE_NAMES`` (as given when one is another word)."""
+    long, short = sides == "long", sides == "short"
+    neutral = ~(long | short)
+    if neutral.any() and not (sides[neutral] == "neutral").all():
+        return sides
+    return Coded(short.astype(np.int64) + 2 * neutral, _SIDE_NAMES)
+
+
+def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``scoring._signal_values`` per window row from the standing arrays (sorted by row): the net is summed
     per symbol in row order with pandas' compensated (Kahan) sum, so it equals the groupby's."""
-    net = np.array([_SIDES.get(s, 0.0) for s in sides]) * scores / 100.0
+    net = ((sides == "long").astype(np.float64) - (sides == "short")) * scores / 100.0
     total, comp = np.zeros(n), np.zeros(n)
     seen = np.zeros(n, bool)
     if len(rows):
@@ -196,12 +209,19 @@ def _signal_values(n: int, rows: np.ndarray, sides: list[str], scores: np.ndarra
     return np.where(seen & np.isfinite(total), 0.5 + 0.5 * np.tanh(np.nan_to_num(total)), 0.5)
 
 
-def _join_kinds(rows: np.ndarray, kinds: list[str]):
-    """(row, "kind,kind") per row with detections (kinds come sorted within a row)."""
+def _join_kinds(n: int, rows: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """Per window row, its kinds (ranks, sorted within a row) joined by name: "kind,kind"; None without any.
+    Each row's set of kinds is one bit mask, and each distinct mask is joined once."""
+    out = np.full(n, None, object)
     if not len(rows):
-        return []
-    bounds = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1], True])
-    return [(int(rows[a]), ",".join(kinds[a:b])) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+        return out
+    start = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    masks = np.bitwise_or.reduceat(_KIND_BIT[kinds], start)
+    distinct, which = np.unique(masks, return_inverse=True)
+    text = np.array([",".join(_KIND_NAMES[[(int(m) >> i) & 1 == 1 for i in range(len(_KIND_NAMES))]]) for m in distinct.tolist()],
+                    dtype=object)
+    out[rows[start]] = text[which]
+    return out
 
 
 def _new_rows(panel: LivePanel, parts: list[tuple], origin: np.ndarray, keep: np.ndarray, now) -> pd.DataFrame:

@@ -133,6 +133,15 @@ def index_of(index: pd.Index, names) -> np.ndarray:
     return index.get_indexer(names)
 
 
+def object_index(*parts) -> pd.Index:
+    """The values of ``parts`` (arrays or indexes) in order, as an object-dtype Index.
+
+    ``Index.append`` infers pandas' str dtype for strings, and lookups in such an index pay the
+    conversion ``index_of`` avoids; the symbol indexes that grow as symbols arrive stay object.
+    """
+    return pd.Index(np.concatenate([np.asarray(p, dtype=object) for p in parts]) if parts else [], dtype=object)
+
+
 class Positions:
     """``index_of`` that remembers its last answer: live cycles ask for the same symbols, in the same
     order, of the same index every time, and comparing them (~0.2 ms for 5000) is cheaper than a lookup."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from mintel.analytics.detectors import DetectorParams, Panel
-from mintel.analytics.indicators import NS_PER_MINUTE, is_intraday, to_utc_ns
+from mintel.analytics.indicators import NS_PER_MINUTE, index_of, is_intraday, object_index, to_utc_ns
 from mintel.errors import DataError
 
 FACTORS = ("trend", "momentum", "volume", "breakout", "rsi", "signals")
@@ -261,31 +262,82 @@ class Cooldown:
 
     ``admit`` keeps the rows of one bar time that no announcement with their key blocks (within the
     cooldown before, or at the same time) and records them; live bar times only move forward, so the
-    latest announcement per key is all the rule needs.
+    latest announcement per key is all the rule needs. The positions live in a (symbol, kind, direction)
+    array, each axis coded by the values seen so far: a live cycle's few thousand standing rows are
+    decided in a few vectorized steps.
     """
 
     def __init__(self, cooldown: int | str | pd.Timedelta = 5, interval: str = "1d") -> None:
         self.position, self.gap = _clock(interval, cooldown)
-        self._last: dict[tuple[str, str, str], float] = {}
+        self._codes = (_Codes(), _Codes(), _Codes())  # symbol, kind, direction
+        self._last = np.full((0, 0, 0), np.nan)  # position of the latest announcement; NaN: none
 
     def seed(self, announced: pd.DataFrame) -> None:
         """Take in announcements made before (the lake's opportunities)."""
         if announced is None or announced.empty:
             return
-        pos = self.position(announced["ts"])
-        for key, p in zip(zip(announced["symbol"].astype(str), announced["kind"].astype(str),
-                              announced["direction"].astype(str)), pos.tolist()):
-            if p > self._last.get(key, -np.inf):
-                self._last[key] = p
+        at = self._cells(*(announced[c].astype(str).to_numpy(dtype=object) for c in ("symbol", "kind", "direction")))
+        pos = np.asarray(self.position(announced["ts"]), dtype=np.float64)
+        order = np.argsort(pos, kind="stable")  # the latest of each key is written last
+        self._last[tuple(a[order] for a in at)] = np.fmax(self._last[tuple(a[order] for a in at)], pos[order])
 
-    def admit(self, symbols: list[str], kinds: list[str], directions: list[str], ts) -> np.ndarray:
-        """Which of these rows (all at bar time ``ts``) to announce; they are recorded as announced."""
+    def admit(self, symbols, kinds, directions, ts) -> np.ndarray:
+        """Which of these rows (all at bar time ``ts``) to announce; they are recorded as announced. A key
+        given twice is announced once (its first row). Each of the three: the values, or ``Coded`` (positions
+        in a labels array that is passed again, the same object, cycle after cycle: looked up once)."""
+        n = len(symbols.codes if isinstance(symbols, Coded) else symbols)
+        if not n:
+            return np.zeros(0, bool)
         now = float(self.position(pd.DatetimeIndex([ts]))[0])
-        last, gap = self._last, self.gap
-        keep = np.zeros(len(symbols), bool)
-        for i, key in enumerate(zip(symbols, kinds, directions)):
-            before = last.get(key)
-            if before is None or not (now - before < gap or now == before):
-                keep[i] = True
-                last[key] = now
+        at = self._cells(symbols, kinds, directions)
+        before = self._last[at]
+        with np.errstate(invalid="ignore"):
+            keep = np.isnan(before) | ~((now - before < self.gap) | (now == before))
+        flat = np.ravel_multi_index(at, self._last.shape)
+        first = np.zeros(n, bool)
+        first[np.unique(flat, return_index=True)[1]] = True
+        keep &= first
+        self._last[tuple(a[keep] for a in at)] = now
         return keep
+
+    def _cells(self, symbols: np.ndarray, kinds: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The state cell of each row, growing the state for values not seen before."""
+        at = tuple(c(v) for c, v in zip(self._codes, (symbols, kinds, directions)))
+        old = self._last.shape
+        need = tuple(len(c) for c in self._codes)
+        if any(n > o for n, o in zip(need, old)):  # symbols grow by doubling (a universe arrives a few at a time)
+            shape = (max(need[0], 2 * old[0]) if need[0] > old[0] else old[0], *map(max, need[1:], old[1:]))
+            grown = np.full(shape, np.nan)
+            grown[tuple(slice(0, o) for o in old)] = self._last
+            self._last = grown
+        return at
+
+
+class Coded(NamedTuple):
+    """Values given as positions in ``labels`` (``labels[codes]``)."""
+
+    codes: np.ndarray
+    labels: np.ndarray | pd.Index
+
+
+class _Codes:
+    """Dense codes of the values seen so far (a vocabulary that only grows: a code never changes)."""
+
+    def __init__(self) -> None:
+        self.index = pd.Index([], dtype=object)
+        self._labels: tuple[object, np.ndarray] | None = None  # (the last Coded labels, their codes)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __call__(self, values) -> np.ndarray:
+        if isinstance(values, Coded):
+            if self._labels is None or self._labels[0] is not values.labels:
+                self._labels = values.labels, self(values.labels)
+            return self._labels[1][values.codes]
+        values = np.asarray(values, dtype=object)
+        codes = index_of(self.index, values)
+        if (codes < 0).any():
+            self.index = object_index(self.index, pd.unique(values[codes < 0]))
+            codes = index_of(self.index, values)
+        return codes

@@ -32,6 +32,7 @@ from mintel.analytics.indicators import (
     Positions,
     index_of,
     is_intraday,
+    object_index,
     output_columns,
     session_and_minute,
     to_utc_ns,
@@ -147,7 +148,7 @@ class StreamingIndicators:
             fresh = pd.unique(names[new])
             first = self._size
             self._grow(first + len(fresh))
-            self._names = self._names.append(pd.Index(fresh, dtype=object))
+            self._names = object_index(self._names, fresh)
             rows[new] = first + index_of(pd.Index(fresh, dtype=object), names[new])
         return rows.astype(np.int64)
 

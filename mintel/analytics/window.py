@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mintel.analytics.indicators import Positions, index_of, to_utc_ns
+from mintel.analytics.indicators import Positions, index_of, object_index, to_utc_ns
 
 _NAT = np.iinfo(np.int64).min
 _USABLE = ("open", "high", "low", "close", "volume")  # a bar the detectors can use has them all finite
@@ -56,7 +56,7 @@ class BarWindow:
     def _rows(self, symbols: np.ndarray) -> np.ndarray:
         rows = self._lookup(self._names, symbols) if len(self._names) else np.full(len(symbols), -1)
         if (rows < 0).any():
-            names = self._names.append(pd.Index(pd.unique(symbols[rows < 0]), dtype=object)).sort_values()
+            names = object_index(self._names, pd.unique(symbols[rows < 0])).sort_values()
             grown = np.full((2 * self.length, len(self.columns), len(names)), np.nan)
             piv = np.zeros((2 * self.length, 2, len(names)), bool)
             at = index_of(names, self._names)

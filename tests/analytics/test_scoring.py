@@ -10,7 +10,7 @@ import pytest
 
 from mintel.analytics.detectors import detect
 from mintel.analytics.indicators import compute_indicators
-from mintel.analytics.scoring import FACTORS, ScoreWeights, dedupe, factor_values, score_symbols
+from mintel.analytics.scoring import FACTORS, Cooldown, ScoreWeights, dedupe, factor_values, score_symbols
 from mintel.errors import DataError
 
 
@@ -136,3 +136,36 @@ def test_cooldown_on_a_long_standing_condition_is_vectorized():
 def test_a_whole_history_of_signals_scores_like_the_last_bars(enriched):
     full, last = detect(enriched, explain=False), detect(enriched, last_only=True)
     pd.testing.assert_frame_equal(score_symbols(enriched, full), score_symbols(enriched, last))
+
+
+@pytest.mark.parametrize("cooldown,interval", [(5, "1m"), (0, "1m"), ("7min", "1m"), (3, "1d")])
+def test_the_streaming_cooldown_admits_what_dedupe_keeps(cooldown, interval):
+    """Cooldown (the live engine's state) fed bar by bar, seeded with earlier announcements, keeps the
+    rows dedupe keeps on the whole batch: random keys, symbols and kinds arriving late, repeated keys."""
+    rng = np.random.default_rng(7)
+    freq = "1min" if interval == "1m" else "B"
+    times = pd.date_range("2026-11-02 03:45", periods=60, freq=freq, tz="UTC")
+    if interval == "1d":
+        times = times.normalize()
+    symbols = np.array([f"S{i:02d}" for i in range(30)], dtype=object)
+    kinds, sides = np.array(["breakout", "gap_up", "volume_spike"], dtype=object), np.array(["long", "short", "neutral"], dtype=object)
+    rows = []
+    for t in times:
+        m = int(rng.integers(0, 40))
+        hi = 10 + int((t - times[0]) / (times[-1] - times[0]) * 20)  # more symbols as time goes on
+        rows.append(pd.DataFrame({"ts": t, "symbol": symbols[rng.integers(0, hi, m)],
+                                  "kind": kinds[rng.integers(0, 3 if t > times[10] else 1, m)],
+                                  "direction": sides[rng.integers(0, 3, m)]}))
+    new = pd.concat(rows, ignore_index=True)
+    recent = new.iloc[: len(new) // 5].sample(frac=0.5, random_state=1)  # announced before: seeds the state
+    later = new.iloc[len(new) // 5:].reset_index(drop=True)
+    expected = dedupe(later, recent, cooldown=cooldown, interval=interval)
+
+    state = Cooldown(cooldown, interval)
+    state.seed(recent)
+    kept = []
+    for t, rows_at in later.groupby("ts", sort=True):
+        keep = state.admit(*(rows_at[c].to_numpy(dtype=object) for c in ("symbol", "kind", "direction")), t)
+        kept += rows_at.index[keep].tolist()
+    assert kept == expected.index.tolist()
+    assert 0 < len(kept) < len(later)
