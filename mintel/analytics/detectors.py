@@ -86,6 +86,14 @@ class Detector:
     daily_only: bool = False
 
 
+def _side_codes(direction: np.ndarray) -> np.ndarray:
+    """Positions of per-bar directions in (long, short, neutral)."""
+    codes = np.where(direction == "long", 0, np.where(direction == "short", 1, 2)).astype(np.int32)
+    if not (direction[codes == 2] == "neutral").all():
+        raise ValueError(f"direction: {sorted(set(direction[codes == 2]) - {'neutral'})} is not long, short or neutral")
+    return codes
+
+
 def _confidence(*conditions: np.ndarray) -> np.ndarray:
     """0.4 for the bare signal, up to 1.0 when every confirming condition holds."""
     return 0.4 + 0.6 * np.mean(np.vstack([np.asarray(c, dtype=float) for c in conditions]), axis=0)
@@ -378,7 +386,7 @@ def opportunity_table(p: Panel, parts: list[tuple[Detector, Hits]], explain: boo
     sides = ["long", "short", "neutral"]
     direction = np.concatenate([
         np.full(len(h.rows), sides.index(d.direction), np.int32) if h.direction is None
-        else pd.Categorical(h.direction, categories=sides).codes.astype(np.int32) for d, h in parts])
+        else _side_codes(np.asarray(h.direction, object)) for d, h in parts])
     scores, points, messages = [], [], []
     for _, h in parts:
         pts = np.round(np.column_stack([h.factors[f] for f in h.factors]).astype(np.float64), 2)
@@ -408,7 +416,7 @@ def opportunity_table(p: Panel, parts: list[tuple[Detector, Hits]], explain: boo
     sector = pa.nulls(n, pa.string()) if sectors is None else pa.array(sectors, pa.string(), from_pandas=True)
     table = pa.Table.from_arrays([
         pa.array(p.ts[r], schema.TS),
-        labels(p.code[r].astype(np.int32), p.names.astype(str)),
+        pa.array(np.asarray(p.names, object)[p.code[r]], pa.string()),
         labels(kind[order], kinds),
         labels(direction[order], sides),
         pa.array(np.concatenate(scores)[order]),
