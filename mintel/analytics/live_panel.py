@@ -136,9 +136,10 @@ class LivePanel(Panel):
 
         bars = np.minimum(self.run, min(window, DetectorParams().history_bars()))  # the scorer's panel tail
         depth = min(window, self.width)
-        with np.errstate(invalid="ignore"):
-            hi = np.nanmax(self.recent("high", depth, bars)[r], axis=1) if len(r) else np.empty(0)
-            lo = np.nanmin(self.recent("low", depth, bars)[r], axis=1) if len(r) else np.empty(0)
+        # Reduced over every symbol, then taken at r: gathering rows of the (symbols, slots) view first
+        # copies it slot by slot (~4x slower). fmax/fmin skip NaN as nanmax/nanmin do, without their copy.
+        hi = np.fmax.reduce(self.recent("high", depth, bars), axis=1)[r]
+        lo = np.fmin.reduce(self.recent("low", depth, bars), axis=1)[r]
         return hi, lo, bars[r]
 
     def _raw(self, name: str, depth: int) -> np.ndarray:
