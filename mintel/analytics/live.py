@@ -203,15 +203,11 @@ class LiveState:
         sel = np.flatnonzero(have)[order]
         symbols = names[sel]
         values = self.indicators.latest()
-        cols: dict[str, np.ndarray] = {}
-        if self.meta is not None:
-            for c in ("name", "sector"):
-                if c in self.meta:
-                    cols[c] = self._meta_column(c, symbols)
+        cols: dict[str, np.ndarray | pa.Array] = dict(self._fixed_columns(symbols))
         price = self.close[sel]
         base = np.where(np.isfinite(self.prev_close[sel]), self.prev_close[sel], self.open[sel])
         cols.update(
-            interval=np.full(len(sel), self.interval, object), ts=self.ts[sel],
+            ts=self.ts[sel],
             price=price, open=self.open[sel], high=self.high[sel], low=self.low[sel],
             prev_close=self.prev_close[sel], change_pct=(price / base - 1.0) * 100.0,
             volume=self.volume[sel], day_volume=self.day_volume[sel], source=self.source[sel],
@@ -226,22 +222,30 @@ class LiveState:
         cols["updated_at"] = np.full(len(sel), pd.Timestamp(now).as_unit("ns").value, np.int64)
         return symbols, cols
 
-    def _meta_column(self, column: str, symbols: np.ndarray) -> np.ndarray:
-        """Universe metadata of ``symbols``, cached while the symbols stay the same."""
-        cache = self.__dict__.setdefault("_meta_cache", {})
-        cached = cache.get(column)
+    def _fixed_columns(self, symbols: np.ndarray) -> dict[str, pa.Array]:
+        """The snapshot's columns that only change with the symbols (symbol, name, sector, interval) as
+        Arrow arrays, kept while the symbols stay the same: converting strings is most of a table's cost."""
+        cached = self.__dict__.get("_fixed")
         if cached is None or len(cached[0]) != len(symbols) or not (cached[0] == symbols).all():
-            cached = cache[column] = symbols, self.meta[column].reindex(symbols).astype(object).to_numpy()
+            cols = {"symbol": pa.array(symbols, pa.string()),
+                    "interval": pa.array(np.full(len(symbols), self.interval, object), pa.string())}
+            for c in ("name", "sector"):
+                if self.meta is not None and c in self.meta:
+                    cols[c] = pa.array(self.meta[c].reindex(symbols).astype(object).to_numpy(), pa.string(), from_pandas=True)
+            cached = self.__dict__["_fixed"] = symbols.copy(), cols
         return cached[1]
 
     @staticmethod
     def snapshot_table(symbols: np.ndarray, columns: dict[str, np.ndarray]) -> pa.Table:
-        """The SNAPSHOT table of ``snapshot_columns`` (ts columns as UTC ns; missing columns null)."""
+        """The SNAPSHOT table of ``snapshot_columns`` (ts columns as UTC ns; missing columns null; Arrow
+        arrays taken as they are)."""
         n = len(symbols)
         arrays = []
         for field in schema.SNAPSHOT:
-            v = symbols if field.name == "symbol" else columns.get(field.name)
-            if v is None:
+            v = columns.get(field.name, symbols if field.name == "symbol" else None)
+            if isinstance(v, pa.Array):
+                arrays.append(v)
+            elif v is None:
                 arrays.append(pa.nulls(n, field.type))
             elif pa.types.is_timestamp(field.type):
                 arrays.append(pa.array(np.asarray(v, np.int64), pa.int64()).cast(field.type) if n else pa.array([], field.type))
