@@ -380,22 +380,31 @@ def level_tests(open_, high, low, close, tol, floor, ceiling) -> dict[str, tuple
 
 def strongest_level(levels: np.ndarray, rows: np.ndarray, test: Callable, tol, close, min_touches: int) -> LevelHits:
     """The level event at each of ``rows`` given its known levels (``levels[i]``: most recent first): the
-    level passing ``test`` with the most touches (``min_touches`` or more), then the nearest."""
-    best_t, best_l = np.zeros(len(rows), np.int64), np.full(len(rows), np.nan)
-    for j in range(levels.shape[1]):
-        lvl = levels[:, j]
+    level passing ``test`` with the most touches (``min_touches`` or more), then the nearest, then the
+    most recent. All levels of a row are tested at once; rows go in chunks to bound the (rows, levels,
+    levels) touch counts."""
+    n = len(rows)
+    best_t, best_l = np.zeros(n, np.int64), np.full(n, np.nan)
+    step = max(1, _LEVEL_CELLS // max(levels.shape[1] ** 2, 1))
+    for a in range(0, n, step):
+        lv, r = levels[a:a + step], rows[a:a + step]
         with np.errstate(invalid="ignore"):
-            hit = np.flatnonzero(test(lvl, rows))
-            if not len(hit):
+            i, j = np.nonzero(test(lv, r[:, None]))
+            if not len(i):
                 continue
-            at = rows[hit]
+            at, lvl = r[i], lv[i, j]
             # touches: known pivots within the tolerance of this one (itself included)
-            t = (np.abs(levels[hit] - lvl[hit, None]) <= tol[at, None]).sum(axis=1)
-        dist_new, dist_old = np.abs(close[at] - lvl[hit]), np.abs(close[at] - best_l[hit])
-        better = (t >= min_touches) & ((t > best_t[hit]) | ((t == best_t[hit]) & ~(dist_old <= dist_new)))
-        best_t[hit[better]], best_l[hit[better]] = t[better], lvl[hit][better]
+            t = (np.abs(lv[i] - lvl[:, None]) <= tol[at, None]).sum(axis=1)
+        ok = t >= min_touches
+        i, j, at, lvl, t = i[ok], j[ok], at[ok], lvl[ok], t[ok]
+        order = np.lexsort((j, np.abs(close[at] - lvl), -t, i))  # per row: most touches, nearest, most recent
+        pick = order[np.r_[True, i[order][1:] != i[order][:-1]]] if len(order) else order
+        best_t[a + i[pick]], best_l[a + i[pick]] = t[pick], lvl[pick]
     found = np.flatnonzero(best_t > 0)
     return LevelHits(rows[found], best_l[found], best_t[found])
+
+
+_LEVEL_CELLS = 4_000_000  # (row, level, level) cells per chunk of strongest_level: ~32 MB of float64
 
 
 def support_resistance(bars: pd.DataFrame, *, k: int = 3, lookback: int = 120, tol_atr: float = 0.5) -> pd.DataFrame:

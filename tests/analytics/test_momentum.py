@@ -119,3 +119,47 @@ def test_level_events_need_known_touches():
     assert ev["support_break"].touches[0] >= 2
     # a single touch is no level: the same break in the first cycle does not fire
     assert not (ev["support_break"].rows < 20).any()
+
+
+def _strongest_level_one_level_at_a_time(levels, rows, test, tol, close, min_touches):
+    """The rule of strongest_level written as a plain scan over each row's levels, most recent first."""
+    best_t, best_l = np.zeros(len(rows), np.int64), np.full(len(rows), np.nan)
+    for j in range(levels.shape[1]):
+        lvl = levels[:, j]
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(test(lvl, rows))
+            if not len(hit):
+                continue
+            at = rows[hit]
+            t = (np.abs(levels[hit] - lvl[hit, None]) <= tol[at, None]).sum(axis=1)
+        dist_new, dist_old = np.abs(close[at] - lvl[hit]), np.abs(close[at] - best_l[hit])
+        better = (t >= min_touches) & ((t > best_t[hit]) | ((t == best_t[hit]) & ~(dist_old <= dist_new)))
+        best_t[hit[better]], best_l[hit[better]] = t[better], lvl[hit][better]
+    found = np.flatnonzero(best_t > 0)
+    return rows[found], best_l[found], best_t[found]
+
+
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_strongest_level_picks_most_touches_then_nearest_then_most_recent(chunk, monkeypatch):
+    if chunk:  # rows in several chunks
+        monkeypatch.setattr(mo, "_LEVEL_CELLS", chunk * 64)
+    rng = np.random.default_rng(3)
+    n, count = 400, 8
+    o, c = rng.uniform(95, 105, n), rng.uniform(95, 105, n)
+    h, lo = np.maximum(o, c) + rng.uniform(0, 2, n), np.minimum(o, c) - rng.uniform(0, 2, n)
+    tol = rng.uniform(0.2, 1.5, n)
+    tol[::50] = np.nan
+    floor, ceiling = np.minimum(o, c) - rng.uniform(-1, 2, n), np.maximum(o, c) + rng.uniform(-1, 2, n)
+    rows = np.sort(rng.choice(n, 300, replace=False))
+    levels = np.round(rng.uniform(94, 106, (len(rows), count)) * 2) / 2  # on a 0.5 grid: equal levels and distances
+    levels[rng.random(levels.shape) < 0.2] = np.nan  # rows with fewer known pivots
+    found = 0
+    for name, (_, test) in mo.level_tests(o, h, lo, c, tol, floor, ceiling).items():
+        for min_touches in (1, 2, 3):
+            got = mo.strongest_level(levels, rows, test, tol, c, min_touches)
+            want = _strongest_level_one_level_at_a_time(levels, rows, test, tol, c, min_touches)
+            np.testing.assert_array_equal(got.rows, want[0], err_msg=name)
+            np.testing.assert_array_equal(got.level, want[1], err_msg=name)
+            np.testing.assert_array_equal(got.touches, want[2], err_msg=name)
+            found += len(got.rows)
+    assert found > 100
