@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.detectors import DETECTORS, DetectorParams, detect, opportunity_table
+from mintel.analytics.detectors import DETECTORS, DetectorParams, _side_codes, detect, opportunity_table
 from mintel.analytics.indicators import DEFAULT_TZ, Positions, compute_indicators
 from mintel.analytics.live import LiveState
 from mintel.analytics.live_panel import LivePanel
@@ -114,7 +114,7 @@ class LiveEngine:
         r = np.flatnonzero(dense & last)
         values = panel_factors(panel, r, _signal_values(len(names), rows, sides, scores)[r])
         score[r] = factor_points(values, self.weights)[0]
-        keep = self.cooldown.admit(Coded(rows, names), Coded(kinds, _KIND_NAMES), _coded_sides(sides), panel.ts[0])
+        keep = self.cooldown.admit(Coded(rows, names), Coded(kinds, _KIND_NAMES), Coded(_side_codes(sides), _SIDE_NAMES), panel.ts[0])
         new = [_new_rows(panel, parts, origin, keep, now)]
         standing = [lambda: opportunity_table(panel, parts, True, now) if parts else schema.empty("opportunities")]
 
@@ -176,16 +176,7 @@ _KIND_RANK = {k: i for i, k in enumerate(_KIND_NAMES)}
 _KIND_BIT = np.left_shift(np.uint64(1), np.arange(len(_KIND_NAMES), dtype=np.uint64))  # 64 kinds at most
 
 
-_SIDE_NAMES = np.array(["long", "short", "neutral"], dtype=object)
-
-
-def _coded_sides(sides: np.ndarray):
-    """Directions as ``Coded`` positions in ``_SIDE_NAMES`` (as given when one is another word)."""
-    long, short = sides == "long", sides == "short"
-    neutral = ~(long | short)
-    if neutral.any() and not (sides[neutral] == "neutral").all():
-        return sides
-    return Coded(short.astype(np.int64) + 2 * neutral, _SIDE_NAMES)
+_SIDE_NAMES = np.array(["long", "short", "neutral"], dtype=object)  # detectors._side_codes order
 
 
 def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarray) -> np.ndarray:
