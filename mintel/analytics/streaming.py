@@ -3,8 +3,8 @@
 ``StreamingIndicators`` keeps, for N symbols at once, what each indicator of
 ``mintel.analytics.indicators.INDICATOR_SPECS`` needs to produce its next value in O(1): EMA and
 Wilder averages, TA-Lib's running SMA totals with a ring buffer of closes, OBV, the session's VWAP
-sums, and the volume history of the ratio. An update is a handful of numpy operations over the
-symbols it touches; history is never recomputed.
+sums, and the volume history of the ratio. An update is one compiled pass over the symbols it
+touches (``_stream_kernel.advance``, numba); history is never recomputed.
 
 The recurrences are TA-Lib's own, in TA-Lib's order of operations (same seeds, same running sums),
 so the values equal ``compute_indicators`` (TA-Lib) to ~1e-15; the standard deviation of the
@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mintel.analytics import _stream_kernel as _kernel
 from mintel.analytics.indicators import (
     DEFAULT_TZ,
     SPECS,
@@ -43,9 +44,7 @@ log = logging.getLogger(__name__)
 
 _NAT = np.iinfo(np.int64).min
 
-# Columns of the per-symbol scalar state (committed and pending): all float64.
-_PREV_CLOSE, _GAIN, _LOSS, _EMA, _SLOW, _FAST, _SIGNAL, _SMA20, _SMA50, _SMA200, _ATR, _OBV, _PV, _V, _SESSION = range(15)
-_K = 15
+_K = _kernel.K  # columns of the per-symbol scalar state (committed and pending): all float64
 
 
 class StreamingIndicators:
@@ -75,6 +74,9 @@ class StreamingIndicators:
         self._p_50, self._p_200, self._p_vr = p["sma_50"]["period"], p["sma_200"]["period"], p["volume_ratio"]["window"]
         self._with_200 = "sma_200" in self.columns
         self._ring = self._p_200 if self._with_200 else max(self._p_50, self._p_bb)  # closes kept per symbol
+        self._params = np.array([self._p_rsi, self._p_atr, self._p_ema, self._p_fast, self._p_slow, self._p_sig,
+                                 self._p_bb, self._p_50, self._p_200 if self._with_200 else 0, self._p_vr], np.int64)
+        self._cols = np.array([self._col.get(c, -1) for c in _kernel.OUTPUTS], np.int64)
         self._names = pd.Index([], dtype=object)
         self._lookup = Positions()
         self._size = 0
@@ -267,9 +269,6 @@ class StreamingIndicators:
             rows, ts, high, low, close, volume = rows[fresh], ts[fresh], high[fresh], low[fresh], close[fresh], volume[fresh]
             if session is not None:
                 session = np.asarray(session)[fresh] if np.ndim(session) else session
-        forming = self._ts[rows]
-        self._commit(rows[(forming != _NAT) & (ts > forming)])
-
         ok = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & np.isfinite(volume) & (ts != _NAT)
         if self.intraday:
             day, minute = session_and_minute(np.where(ok, ts, 0), self.tz)
@@ -277,17 +276,13 @@ class StreamingIndicators:
             slot = np.zeros(len(rows), np.int64)
             slot[ok] = self._slot_rows(minute[ok])
         else:
-            skey = slot = None
-        new, out = self._step(rows, high, low, close, volume, skey, slot)
-        out[~ok] = np.nan
-        self._pend[rows] = new
-        self._pend_bar[rows, 0] = close
-        self._pend_bar[rows, 1] = volume
-        self._pend_ok[rows] = ok
-        if slot is not None:
-            self._pend_slot[rows] = slot
-        self._ts[rows] = ts
-        self._out[rows] = out
+            skey = slot = np.zeros(0, np.int64)
+        out = np.empty((len(rows), len(self.columns)))
+        _kernel.advance(
+            rows, ts, *(np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close, volume)),
+            np.ascontiguousarray(skey, dtype=np.float64), slot, self.intraday, self._params, self._bb_dev, self._cols,
+            self._n, self._state, self._pend, self._pend_bar, self._pend_ok, self._pend_slot, self._ts, self._closes,
+            self._volumes, self._slot_volume, self._slot_count, self._out, out)
         if not want:
             return None
         if stale.any():  # answer in the caller's order, NaN for the ignored bars
@@ -295,144 +290,6 @@ class StreamingIndicators:
             full[~stale] = out
             return full
         return out
-
-    def _commit(self, rows: np.ndarray) -> None:
-        """Make the forming bar of ``rows`` part of the committed state."""
-        self._ts[rows] = _NAT
-        rows = rows[self._pend_ok[rows]]
-        if not len(rows):
-            return
-        i = self._n[rows]
-        self._state[rows] = self._pend[rows]
-        close, volume = self._pend_bar[rows, 0], self._pend_bar[rows, 1]
-        self._closes[rows, i % self._ring] = close
-        if self.intraday:
-            slot = self._pend_slot[rows]
-            count = self._slot_count[slot, rows]
-            self._slot_volume[slot, rows, count % self._p_vr] = volume
-            self._slot_count[slot, rows] = count + 1
-        else:
-            self._volumes[rows, i % self._p_vr] = volume
-        self._n[rows] = i + 1
-
-    def _step(self, rows, h, lo, c, v, skey, slot):
-        """(scalar state after this bar, output values) from the committed state; mutates nothing.
-
-        ``i`` is the bar's index among the symbol's usable bars. Every recurrence below is TA-Lib's,
-        operation for operation; see each TA-Lib function's source for the seeding it mirrors.
-        """
-        i = self._n[rows]
-        s = self._state[rows]
-        new = s.copy()
-        out = np.full((len(rows), len(self.columns)), np.nan)
-        col = self._col
-        pc = s[:, _PREV_CLOSE]
-        first = i == 0
-        new[:, _PREV_CLOSE] = c
-
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # RSI (TA_RSI): sums of gains/losses over the first `p` changes, then Wilder's smoothing.
-            p = self._p_rsi
-            d = c - pc
-            up = np.where(d < 0, 0.0, d)
-            dn = np.where(d < 0, -d, 0.0)
-            g, l_ = s[:, _GAIN], s[:, _LOSS]
-            g_new = np.where(i < p, g + up, np.where(i == p, (g + up) / p, (g * (p - 1) + up) / p))
-            l_new = np.where(i < p, l_ + dn, np.where(i == p, (l_ + dn) / p, (l_ * (p - 1) + dn) / p))
-            new[:, _GAIN] = np.where(first, 0.0, g_new)
-            new[:, _LOSS] = np.where(first, 0.0, l_new)
-            total = g_new + l_new
-            rsi = np.where(total == 0, 0.0, 100.0 * (g_new / total))
-            out[:, col["rsi"]] = np.where(i >= p, rsi, np.nan)
-
-            # EMA 20 (TA_EMA): seeded with the SMA of the first `p` closes.
-            ema = _ema(s[:, _EMA], c, i, 0, self._p_ema)
-            new[:, _EMA] = ema
-            out[:, col["ema_20"]] = np.where(i >= self._p_ema - 1, ema, np.nan)
-
-            # MACD (TA_MACD): the slow EMA starts at bar slow-1; the fast EMA is seeded on the `fast`
-            # bars ending there (not at bar 0); the signal EMA runs on the MACD line from that bar.
-            fast_p, slow_p, sig_p = self._p_fast, self._p_slow, self._p_sig
-            slow = _ema(s[:, _SLOW], c, i, 0, slow_p)
-            fast = _ema(s[:, _FAST], c, i, slow_p - fast_p, fast_p)
-            line = fast - slow
-            signal = _ema(s[:, _SIGNAL], line, i, slow_p - 1, sig_p)
-            new[:, _SLOW], new[:, _FAST], new[:, _SIGNAL] = slow, fast, signal
-            ready = i >= slow_p - 1 + sig_p - 1
-            out[:, col["macd"]] = np.where(ready, line, np.nan)
-            out[:, col["macd_signal"]] = np.where(ready, signal, np.nan)
-            out[:, col["macd_hist"]] = np.where(ready, line - signal, np.nan)
-
-            # SMAs (TA_SMA): TA-Lib's running total: add the close, output total / p, drop the oldest.
-            pb = self._p_bb
-            # The previous pb-1 closes (oldest first), then this one: the Bollinger window.
-            window = np.empty((len(rows), pb))
-            window[:, :-1] = self._closes[rows[:, None], (i[:, None] - np.arange(pb - 1, 0, -1)) % self._ring]
-            window[:, -1] = c
-            sma20 = self._sma(new, s, _SMA20, pb, window[:, 0], c, i)
-            out[:, col["sma_20"]] = out[:, col["bb_middle"]] = sma20
-            out[:, col["sma_50"]] = self._sma(new, s, _SMA50, self._p_50, self._oldest(rows, i, self._p_50), c, i)
-            if self._with_200:
-                out[:, col["sma_200"]] = self._sma(new, s, _SMA200, self._p_200, self._oldest(rows, i, self._p_200), c, i)
-
-            # Bollinger Bands (TA_BBANDS, SMA): middle band = that SMA, population deviation of the
-            # window computed in two passes (TA-Lib's shifted-data variance agrees to rounding).
-            dev = window - (window.sum(axis=1) / pb)[:, None]
-            std = np.sqrt((dev * dev).sum(axis=1) / pb) * self._bb_dev
-            out[:, col["bb_upper"]] = sma20 + std
-            out[:, col["bb_lower"]] = sma20 - std
-
-            # ATR (TA_ATR): true range from the 2nd bar, SMA of the first `p`, then Wilder's smoothing.
-            p = self._p_atr
-            tr = np.maximum(np.maximum(h - lo, np.abs(pc - h)), np.abs(lo - pc))
-            a = s[:, _ATR]
-            atr = np.where(i < p, a + tr, np.where(i == p, (a + tr) / p, (a * (p - 1) + tr) / p))
-            new[:, _ATR] = np.where(first, 0.0, atr)
-            out[:, col["atr"]] = np.where(i >= p, atr, np.nan)
-
-            # OBV (TA_OBV): starts at the first bar's volume.
-            obv = s[:, _OBV]
-            obv = np.where(first, v, np.where(c > pc, obv + v, np.where(c < pc, obv - v, obv)))
-            new[:, _OBV] = obv
-            out[:, col["obv"]] = obv
-
-            if self.intraday:
-                # VWAP: sums restart at the session's first bar (typical price as TA_TYPPRICE).
-                restart = first | (skey != s[:, _SESSION])
-                tpv = (h + lo + c) / 3.0 * v
-                pv = np.where(restart, tpv, s[:, _PV] + tpv)
-                vol = np.where(restart, v, s[:, _V] + v)
-                new[:, _PV], new[:, _V], new[:, _SESSION] = pv, vol, skey
-                out[:, col["vwap"]] = np.where(vol > 0, pv / vol, np.nan)
-                # Volume ratio against the same minute of the previous up-to-`window` sessions.
-                count = np.minimum(self._slot_count[slot, rows], self._p_vr)
-                mean = self._slot_volume[slot, rows].sum(axis=1) / count
-                out[:, col["volume_ratio"]] = np.where((count > 0) & (mean > 0), v / mean, np.nan)
-            else:
-                mean = self._volumes[rows].sum(axis=1) / self._p_vr
-                out[:, col["volume_ratio"]] = np.where((i >= self._p_vr) & (mean > 0), v / mean, np.nan)
-        return new, out
-
-    @staticmethod
-    def _sma(new, s, k: int, p: int, oldest, c, i):
-        """TA-Lib's running SMA: total += close; value = total / p; total -= the window's oldest close."""
-        total = s[:, k] + c
-        new[:, k] = np.where(i >= p - 1, total - oldest, total)
-        return np.where(i >= p - 1, total / p, np.nan)
-
-    def _oldest(self, rows, i, p: int):
-        """Close of usable bar i - p + 1 (garbage while i < p - 1)."""
-        return self._closes[rows, (i - (p - 1)) % self._ring]
-
-
-def _ema(prev, x, i, start: int, p: int):
-    """TA-Lib's EMA over ``x`` from bar ``start``: the sum of the first ``p`` values, their mean at
-    bar start+p-1, then ``(x - ema) * k + ema`` with k = 2 / (p + 1)."""
-    k = 2.0 / (p + 1)
-    seed_end = start + p - 1
-    summed = prev + x
-    value = np.where(i < seed_end, summed, np.where(i == seed_end, summed / p, (x - prev) * k + prev))
-    return np.where(i < start, 0.0, value)
 
 
 def _ts_array(ts, k: int) -> np.ndarray:

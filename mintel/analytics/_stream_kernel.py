@@ -1,0 +1,237 @@
+"""The streaming indicators' step, compiled: one pass over the updated symbols, each advanced in place.
+
+``advance`` is ``StreamingIndicators``' update after its checks: for each row, commit the forming
+bar when this one is newer, compute the bar's values from the committed state (TA-Lib's
+recurrences, operation for operation, as documented in ``streaming``), and keep the result as the
+new forming bar. numba compiles it once (cached on disk beside this file); the numpy version it
+replaces cost ~40 array operations per update, ~9 ms for 5000 symbols, this ~0.3 ms.
+
+IEEE arithmetic throughout (no fast-math, so no reordering or fused multiply-add): the values are
+those of the numpy recurrences, bit for bit except the sums of the Bollinger window and the volume
+history, which numpy adds pairwise and this adds in order (both within 1e-15 relative).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NAT = np.iinfo(np.int64).min
+
+# Columns of the per-symbol scalar state (committed and pending), as in ``streaming``.
+PREV_CLOSE, GAIN, LOSS, EMA, SLOW, FAST, SIGNAL, SMA20, SMA50, SMA200, ATR, OBV, PV, V, SESSION = range(15)
+K = 15
+
+# ``params`` (int64): the periods, in this order.
+P_RSI, P_ATR, P_EMA, P_FAST, P_SLOW, P_SIG, P_BB, P_50, P_200, P_VR = range(10)
+# ``cols`` (int64): the output column of each value, -1 where not computed.
+(C_RSI, C_EMA, C_MACD, C_MACD_SIGNAL, C_MACD_HIST, C_SMA20, C_BB_MIDDLE, C_SMA50, C_SMA200, C_BB_UPPER, C_BB_LOWER,
+ C_ATR, C_OBV, C_VWAP, C_VOLUME_RATIO) = range(15)
+OUTPUTS = ("rsi", "ema_20", "macd", "macd_signal", "macd_hist", "sma_20", "bb_middle", "sma_50", "sma_200",
+           "bb_upper", "bb_lower", "atr", "obv", "vwap", "volume_ratio")
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def _ema(prev, x, i, start, p):
+    """TA-Lib's EMA from bar ``start``: the sum of the first ``p`` values, their mean at bar
+    start+p-1, then ``(x - ema) * k + ema`` with k = 2 / (p + 1)."""
+    if i < start:
+        return 0.0
+    seed_end = start + p - 1
+    if i < seed_end:
+        return prev + x
+    if i == seed_end:
+        return (prev + x) / p
+    return (x - prev) * (2.0 / (p + 1)) + prev
+
+
+@njit(**_JIT)
+def _wilder(prev, x, i, p):
+    """TA-Lib's Wilder smoothing as RSI and ATR run it: a sum to bar p, its mean there, then smoothing."""
+    if i < p:
+        return prev + x
+    if i == p:
+        return (prev + x) / p
+    return (prev * (p - 1) + x) / p
+
+
+@njit(**_JIT)
+def _max(a, b):
+    """np.maximum: NaN if either is NaN."""
+    if a != a or b != b:
+        return np.nan
+    return a if a > b else b
+
+
+@njit(**_JIT)
+def _sma(state, r, new, k, p, oldest, c, i):
+    """TA-Lib's running SMA: total += close; value = total / p; total -= the window's oldest close."""
+    total = state[r, k] + c
+    if i >= p - 1:
+        new[k] = total - oldest
+        return total / p
+    new[k] = total
+    return np.nan
+
+
+@njit(**_JIT)
+def advance(rows, ts, high, low, close, volume, skey, slot, intraday, params, bb_dev, cols,
+            n, state, pend, pend_bar, pend_ok, pend_slot, last_ts, closes, volumes, slot_volume, slot_count,
+            latest, out):
+    """Advance ``rows`` by one bar each (``out[j]``: the values of row ``rows[j]``'s bar; ``latest``:
+    every row's latest values, updated). ``skey``/``slot``: session key and minute slot per bar
+    (intraday only). Rows appear at most once, with bars no older than their latest."""
+    ring = closes.shape[1]
+    p_vr = params[P_VR]
+    new = np.empty(K)
+    for j in range(len(rows)):
+        r = rows[j]
+        t = ts[j]
+        # A newer bar commits the forming one.
+        forming = last_ts[r]
+        if forming != NAT and t > forming:
+            last_ts[r] = NAT
+            if pend_ok[r]:
+                i = n[r]
+                for q in range(K):
+                    state[r, q] = pend[r, q]
+                closes[r, i % ring] = pend_bar[r, 0]
+                if intraday:
+                    s = pend_slot[r]
+                    count = slot_count[s, r]
+                    slot_volume[s, r, count % p_vr] = pend_bar[r, 1]
+                    slot_count[s, r] = count + 1
+                else:
+                    volumes[r, i % p_vr] = pend_bar[r, 1]
+                n[r] = i + 1
+
+        h, lo, c, v = high[j], low[j], close[j], volume[j]
+        ok = np.isfinite(h) and np.isfinite(lo) and np.isfinite(c) and np.isfinite(v) and t != NAT
+        i = n[r]
+        first = i == 0
+        for q in range(K):
+            new[q] = state[r, q]
+        o = out[j]
+        o[:] = np.nan
+        pc = state[r, PREV_CLOSE]
+        new[PREV_CLOSE] = c
+
+        # RSI (TA_RSI): sums of gains/losses over the first `p` changes, then Wilder's smoothing.
+        p = params[P_RSI]
+        d = c - pc
+        up = 0.0 if d < 0 else d
+        dn = -d if d < 0 else 0.0
+        g = _wilder(state[r, GAIN], up, i, p)
+        l_ = _wilder(state[r, LOSS], dn, i, p)
+        new[GAIN] = 0.0 if first else g
+        new[LOSS] = 0.0 if first else l_
+        if i >= p:
+            total = g + l_
+            o[cols[C_RSI]] = 0.0 if total == 0 else 100.0 * (g / total)
+
+        # EMA 20 (TA_EMA): seeded with the SMA of the first `p` closes.
+        p = params[P_EMA]
+        ema = _ema(state[r, EMA], c, i, 0, p)
+        new[EMA] = ema
+        if i >= p - 1:
+            o[cols[C_EMA]] = ema
+
+        # MACD (TA_MACD): the slow EMA from bar 0; the fast EMA seeded on the `fast` bars ending at
+        # bar slow-1; the signal EMA on the MACD line from that bar.
+        fast_p, slow_p, sig_p = params[P_FAST], params[P_SLOW], params[P_SIG]
+        slow = _ema(state[r, SLOW], c, i, 0, slow_p)
+        fast = _ema(state[r, FAST], c, i, slow_p - fast_p, fast_p)
+        line = fast - slow
+        signal = _ema(state[r, SIGNAL], line, i, slow_p - 1, sig_p)
+        new[SLOW], new[FAST], new[SIGNAL] = slow, fast, signal
+        if i >= slow_p - 1 + sig_p - 1:
+            o[cols[C_MACD]] = line
+            o[cols[C_MACD_SIGNAL]] = signal
+            o[cols[C_MACD_HIST]] = line - signal
+
+        # SMAs (TA_SMA) and the Bollinger Bands on the 20-bar window: the previous pb-1 closes, then this one.
+        pb = params[P_BB]
+        oldest = closes[r, (i - (pb - 1)) % ring]
+        sma20 = _sma(state, r, new, SMA20, pb, oldest, c, i)
+        o[cols[C_SMA20]] = sma20
+        o[cols[C_BB_MIDDLE]] = sma20
+        p = params[P_50]
+        o[cols[C_SMA50]] = _sma(state, r, new, SMA50, p, closes[r, (i - (p - 1)) % ring], c, i)
+        p = params[P_200]
+        if p > 0:
+            o[cols[C_SMA200]] = _sma(state, r, new, SMA200, p, closes[r, (i - (p - 1)) % ring], c, i)
+        if i >= pb - 1:
+            # Population deviation of the window, two passes (TA-Lib's shifted-data variance agrees to rounding).
+            total = 0.0
+            for back in range(pb - 1, 0, -1):
+                total += closes[r, (i - back) % ring]
+            mean = (total + c) / pb
+            ss = 0.0
+            for back in range(pb - 1, 0, -1):
+                x = closes[r, (i - back) % ring] - mean
+                ss += x * x
+            x = c - mean
+            std = np.sqrt((ss + x * x) / pb) * bb_dev
+            o[cols[C_BB_UPPER]] = sma20 + std
+            o[cols[C_BB_LOWER]] = sma20 - std
+
+        # ATR (TA_ATR): true range from the 2nd bar, SMA of the first `p`, then Wilder's smoothing.
+        p = params[P_ATR]
+        tr = _max(_max(h - lo, abs(pc - h)), abs(lo - pc))
+        atr = _wilder(state[r, ATR], tr, i, p)
+        new[ATR] = 0.0 if first else atr
+        if i >= p:
+            o[cols[C_ATR]] = atr
+
+        # OBV (TA_OBV): starts at the first bar's volume.
+        obv = state[r, OBV]
+        if first:
+            obv = v
+        elif c > pc:
+            obv = obv + v
+        elif c < pc:
+            obv = obv - v
+        new[OBV] = obv
+        o[cols[C_OBV]] = obv
+
+        if intraday:
+            # VWAP: sums restart at the session's first bar (typical price as TA_TYPPRICE).
+            key = skey[j]
+            tpv = (h + lo + c) / 3.0 * v
+            if first or key != state[r, SESSION]:
+                pv, vol = tpv, v
+            else:
+                pv, vol = state[r, PV] + tpv, state[r, V] + v
+            new[PV], new[V], new[SESSION] = pv, vol, key
+            if vol > 0:
+                o[cols[C_VWAP]] = pv / vol
+            # Volume ratio against the same minute of the previous up-to-`window` sessions.
+            s = slot[j]
+            count = min(slot_count[s, r], p_vr)
+            if count > 0:
+                total = 0.0
+                for q in range(p_vr):
+                    total += slot_volume[s, r, q]
+                mean = total / count
+                if mean > 0:
+                    o[cols[C_VOLUME_RATIO]] = v / mean
+            pend_slot[r] = s
+        elif i >= p_vr:
+            total = 0.0
+            for q in range(p_vr):
+                total += volumes[r, q]
+            mean = total / p_vr
+            if mean > 0:
+                o[cols[C_VOLUME_RATIO]] = v / mean
+
+        if not ok:
+            o[:] = np.nan
+        for q in range(K):
+            pend[r, q] = new[q]
+        pend_bar[r, 0] = c
+        pend_bar[r, 1] = v
+        pend_ok[r] = ok
+        last_ts[r] = t
+        latest[r] = o
