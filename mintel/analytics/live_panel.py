@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mintel.analytics import _panel_kernel as _kernel
 from mintel.analytics import momentum as mo
 from mintel.analytics.panel import NEEDED, DivergenceHits, Panel
 
@@ -183,7 +184,7 @@ class LivePanel(Panel):
     def levels(self) -> dict[str, mo.LevelHits]:
         p, span = self.params, self._pivot_span
         k = p.pivot_k
-        is_hi, is_lo = self.swings
+        is_hi, is_lo = self.swings if self._piv is None else (None, None)
         tol = p.level_tol_atr * self.ind["atr"]
         closes = self.recent("close", p.level_hold + 1)[:, :-1]
         with np.errstate(invalid="ignore"):
@@ -197,8 +198,19 @@ class LivePanel(Panel):
         candidates = {name: np.flatnonzero(maybe & self.wanted) for name, (maybe, _) in tests.items()}
         known_levels = {}  # the known levels of the candidate rows only: (rows, levels)
         for side, flags, price in (("support", is_lo, "low"), ("resistance", is_hi, "high")):
-            rows = np.unique(np.concatenate([r for name, r in candidates.items() if name.startswith(side)]))
-            known_levels[side] = rows, _recent_prices(flags[rows, known], self._raw(price, span)[rows, known], p.level_count)
+            union = np.zeros(len(self.names), bool)
+            for name, r in candidates.items():
+                union[r] |= name.startswith(side)
+            rows = np.flatnonzero(union)
+            if self._piv is None:
+                levels = _recent_prices(flags[rows, known], self._raw(price, span)[rows, known], p.level_count)
+            else:  # straight from the window's flags, with ``swings``' masks as slot bounds (no copies)
+                off = self.width - span
+                lowest = off + np.maximum(max(first, k), span - self.bars[rows] + k)
+                raw = self._piv[0 if side == "resistance" else 1]
+                levels = _kernel.recent_flagged(raw, self._m[self._col[price]], rows, lowest, off + known.stop,
+                                                p.level_count)
+            known_levels[side] = rows, levels
         out = {}
         for name, (_, test) in tests.items():
             rows = candidates[name]
@@ -210,7 +222,7 @@ class LivePanel(Panel):
     def divergences(self) -> tuple[DivergenceHits, DivergenceHits]:
         p, span = self.params, self._pivot_span
         k = p.pivot_k
-        is_hi, is_lo = self.swings
+        is_hi, is_lo = self.swings if self._piv is None else (None, None)
         # Read at flagged slots only (or for rows not kept), so unmasked: see ``swings``.
         rsi = self._raw("rsi", span)
         atr = self._raw("atr", k + 1)[:, 0]
@@ -220,6 +232,8 @@ class LivePanel(Panel):
         if cur - max(cur - p.divergence_max_bars, 0) < max(p.divergence_min_bars, 1):
             none = np.empty(0, np.int64), *(np.empty(0) for _ in range(6))
             return DivergenceHits(*none), DivergenceHits(*none)
+        if self._piv is not None:
+            return self._divergences_from_flags(rsi, atr, close, cur)
         for mask, price, side in ((is_lo, self._raw("low", span), -1), (is_hi, self._raw("high", span), 1)):
             # the pivot before it: the latest one, when within max_bars (an older one cannot qualify)
             lo = max(cur - p.divergence_max_bars, 0)
@@ -233,6 +247,28 @@ class LivePanel(Panel):
                 ok &= (side * (pc_ - pp) > 0) & (side * (rc - rp) < 0) & (side * (rc - 50.0) > 0)
             r = np.flatnonzero(ok)
             out.append(DivergenceHits(r, rc[r], rp[r], pc_[r], pp[r], atr[r], close[r]))
+        return out[0], out[1]
+
+    def _divergences_from_flags(self, rsi: np.ndarray, atr: np.ndarray, close: np.ndarray, cur: int
+                                ) -> tuple[DivergenceHits, DivergenceHits]:
+        """``divergences`` read from the window's flags, with ``swings``' masks as slot bounds: only the rows
+        with a swing confirmed at ``cur`` look back for the one before it (no (symbols x span) copies)."""
+        p, span, k = self.params, self._pivot_span, self.params.pivot_k
+        off = self.width - span
+        lo = max(cur - p.divergence_max_bars, 0)
+        out = []
+        for flags, price, side in ((self._piv[1], self._raw("low", span), -1), (self._piv[0], self._raw("high", span), 1)):
+            at_cur = self.wanted & flags[:, off + cur] if cur >= k else np.zeros(len(self.names), bool)
+            r = np.flatnonzero(at_cur & (cur - k >= span - self.bars))
+            first = off + np.maximum(max(lo, k), span - self.bars[r] + k)
+            prev = _kernel.latest_flagged(flags, r, first, off + cur)
+            r, prev = r[prev >= 0], prev[prev >= 0] - off
+            rc, rp, pc_, pp = rsi[r, cur], rsi[r, prev], price[r, cur], price[r, prev]
+            with np.errstate(invalid="ignore"):
+                ok = (cur - prev >= p.divergence_min_bars) & (side * (pc_ - pp) > 0) & (side * (rc - rp) < 0)
+                ok &= side * (rc - 50.0) > 0
+            r = r[ok]
+            out.append(DivergenceHits(r, rc[ok], rp[ok], pc_[ok], pp[ok], atr[r], close[r]))
         return out[0], out[1]
 
 

@@ -4,6 +4,8 @@ same window, cycle after cycle, on simulated and random bars with holes, late sy
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,7 +150,9 @@ def test_window_pivot_flags_equal_the_panels_pivot_test():
         slow._piv = None
         for a, b in zip(fast.swings, slow.swings):
             np.testing.assert_array_equal(a, b)
-        for name in fast.levels:
-            np.testing.assert_array_equal(fast.levels[name].rows, slow.levels[name].rows)
+        for name in fast.levels:  # rows, levels and touches
+            for f in fields(fast.levels[name]):
+                np.testing.assert_array_equal(getattr(fast.levels[name], f.name), getattr(slow.levels[name], f.name))
         for a, b in zip(fast.divergences, slow.divergences):
-            np.testing.assert_array_equal(a.rows, b.rows)
+            for f in fields(a):
+                np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name))
