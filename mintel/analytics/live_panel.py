@@ -43,6 +43,7 @@ class LivePanel(Panel):
         self.daily = interval.strip().lower() == "1d"
         self.unit = "day" if self.daily else ("week" if interval.strip().lower() in ("1w", "1wk") else "bar")
         self._m, slot_ts = window.view()
+        self._logv = window.log_volume()
         self._piv = window.pivots() if window.pivot_k is not None and window.pivot_k == params.pivot_k else None
         self._col = {c: j for j, c in enumerate(window.columns)}
         n, width = self._m.shape[1], self._m.shape[2]
@@ -70,7 +71,11 @@ class LivePanel(Panel):
         if depth > self.width:
             pad = np.full((len(self.names), depth - self.width), np.nan)
             return np.concatenate([pad, self.recent(name, self.width, bars)], axis=1)
-        block = self._m[self._col[name], :, self.width - depth:]
+        return self._recent(self._m[self._col[name]], depth, bars)
+
+    def _recent(self, matrix: np.ndarray, depth: int, bars: np.ndarray) -> np.ndarray:
+        """``recent`` of a (symbols x slots) ``matrix`` (depth <= width)."""
+        block = matrix[:, self.width - depth:]
         short = bars < depth
         if short.any():
             block = np.where(np.arange(depth) >= (depth - bars)[:, None], block, np.nan)
@@ -106,7 +111,10 @@ class LivePanel(Panel):
     @cached_property
     def volume_z(self) -> np.ndarray:
         window = self.params.volume_window
-        lv = np.log1p(np.clip(self.recent("volume", window + 1), 0, None))
+        if self._logv is not None and window + 1 <= self.width:  # the window's, computed once per bar
+            lv = self._recent(self._logv, window + 1, self.bars)
+        else:
+            lv = np.log1p(np.clip(self.recent("volume", window + 1), 0, None))
         s1, s2 = lv[:, 0].copy(), lv[:, 0] * lv[:, 0]  # summed left to right, as Groups.window_sum
         for j in range(1, window):
             s1 += lv[:, j]

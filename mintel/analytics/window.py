@@ -29,6 +29,9 @@ class BarWindow:
     ``live_panel._pivots`` on the raw high / low), each computed once: a slot's flag depends on the ``k``
     slots either side, and only the newest slot ever changes, so a push recomputes one slot's flags.
 
+    With a ``volume`` column it also keeps ``log1p(max(volume, 0))`` of every slot (``log_volume()``, what
+    the volume z-score sums), computed once per bar rather than over the whole window every cycle.
+
     Storage is slot-major, (slots, columns, symbols): a push writes one contiguous block per slot (in
     symbol-major order each of a cycle's ~20 x N values landed on a different page); ``view()`` and
     ``pivots()`` return (columns, symbols, slots) views of it.
@@ -47,6 +50,8 @@ class BarWindow:
         self.run = np.zeros(0, np.int64)
         self._run_before = np.zeros(0, np.int64)  # run as of the slot before the newest
         self._usable = [self.columns.index(c) for c in _USABLE if c in self.columns]
+        self._vol = self.columns.index("volume") if "volume" in self.columns else None
+        self._logv = np.full((2 * length, 0), np.nan)  # log1p of the volume, like _data
 
     @property
     def names(self) -> pd.Index:
@@ -59,13 +64,16 @@ class BarWindow:
             names = object_index(self._names, pd.unique(symbols[rows < 0])).sort_values()
             grown = np.full((2 * self.length, len(self.columns), len(names)), np.nan)
             piv = np.zeros((2 * self.length, 2, len(names)), bool)
+            logv = np.full((2 * self.length, len(names)), np.nan)
             at = index_of(names, self._names)
             run, before = np.zeros(len(names), np.int64), np.zeros(len(names), np.int64)
             if len(self._names):
                 grown[:, :, at] = self._data
                 piv[:, :, at] = self._piv
+                logv[:, at] = self._logv
                 run[at], before[at] = self.run, self._run_before
             self._names, self._data, self.run, self._run_before, self._piv = names, grown, run, before, piv
+            self._logv = logv
             rows = index_of(names, symbols)
         return rows.astype(np.int64)
 
@@ -94,11 +102,14 @@ class BarWindow:
                 self._slot_ts[[self._pos, self._pos + w]] = t
                 self._data[[self._pos, self._pos + w]] = np.nan
                 self._piv[[self._pos, self._pos + w]] = False
+                self._logv[[self._pos, self._pos + w]] = np.nan
                 self._run_before = self.run
                 self.run = np.zeros(len(self._names), np.int64)
             i = np.flatnonzero(ts == t)
             self._data[self._pos][:, rows[i]] = data[:, i]
             self._data[self._pos + w][:, rows[i]] = data[:, i]
+            if self._vol is not None:
+                self._logv[np.array([self._pos, self._pos + w])[:, None], rows[i]] = np.log1p(np.clip(data[self._vol, i], 0, None))
             self.run[rows[i]] = np.where(usable[i], np.minimum(self._run_before[rows[i]] + 1, w), 0)
             if self.pivot_k:
                 self._update_pivots()
@@ -126,6 +137,16 @@ class BarWindow:
         start = self._pos + 1
         lo = start + int(np.argmax(self._slot_ts[start : start + self.length] != _NAT))
         return self._piv[lo : start + self.length, 0, :].T, self._piv[lo : start + self.length, 1, :].T
+
+    def log_volume(self) -> np.ndarray | None:
+        """(symbols x slots) ``log1p(max(volume, 0))`` over ``view()``'s slots; None without a volume column."""
+        if self._vol is None:
+            return None
+        if self._pos < 0:
+            return self._logv[:0].T
+        start = self._pos + 1
+        lo = start + int(np.argmax(self._slot_ts[start : start + self.length] != _NAT))
+        return self._logv[lo : start + self.length].T
 
     def view(self) -> tuple[np.ndarray, np.ndarray]:
         """(columns x symbols x slots, slot ts): the filled slots in time order, a view of the ring."""

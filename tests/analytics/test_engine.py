@@ -134,7 +134,8 @@ def test_window_pivot_flags_equal_the_panels_pivot_test():
         sel = np.flatnonzero(live)
         c = close[sel, j] * (1 + rng.normal(0, 0.001, len(sel)))
         frame = pd.DataFrame({"symbol": names[sel], "ts": t, "open": c, "high": c + rng.uniform(0, 0.2, len(sel)),
-                              "low": c - rng.uniform(0, 0.2, len(sel)), "close": c, "volume": 100.0})
+                              "low": c - rng.uniform(0, 0.2, len(sel)), "close": c,
+                              "volume": rng.uniform(-5, 1000, len(sel))})
         for col in window.columns[5:]:
             frame[col] = rng.normal(50, 10, len(sel))
         frame.loc[rng.random(len(sel)) < 0.01, "high"] = np.nan  # an unusable bar with a finite low
@@ -142,12 +143,15 @@ def test_window_pivot_flags_equal_the_panels_pivot_test():
         for part in halves:
             window.push(part)
         if j % 4 == 0:  # the forming bar again, changed
-            window.push(frame.assign(high=frame["high"] * 1.0005, low=frame["low"] * 0.9995))
+            window.push(frame.assign(high=frame["high"] * 1.0005, low=frame["low"] * 0.9995, volume=frame["volume"] * 1.5))
         want = np.ones(len(window.names), bool)
         fast = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
         assert fast._piv is not None
         slow = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
-        slow._piv = None
+        slow._piv = slow._logv = None  # the panel's own: swings, levels, divergences and volume z from the slots
+        volume = window.view()[0][window.columns.index("volume")]  # the kept log volume is the volume's
+        np.testing.assert_array_equal(window.log_volume(), np.log1p(np.clip(volume, 0, None)))
+        np.testing.assert_array_equal(fast.volume_z, slow.volume_z)
         for a, b in zip(fast.swings, slow.swings):
             np.testing.assert_array_equal(a, b)
         for name in fast.levels:  # rows, levels and touches
