@@ -96,7 +96,10 @@ def _side_codes(direction: np.ndarray) -> np.ndarray:
 
 def _confidence(*conditions: np.ndarray) -> np.ndarray:
     """0.4 for the bare signal, up to 1.0 when every confirming condition holds."""
-    return 0.4 + 0.6 * np.mean(np.vstack([np.asarray(c, dtype=float) for c in conditions]), axis=0)
+    total = np.asarray(conditions[0], dtype=np.float64)
+    for c in conditions[1:]:  # row by row, as the mean over a stack of them adds
+        total = total + np.asarray(c, dtype=np.float64)
+    return 0.4 + 0.6 * (total / len(conditions))
 
 
 def _prices(a: np.ndarray) -> list[str]:
