@@ -114,7 +114,7 @@ class LiveEngine:
         r = np.flatnonzero(dense & last)
         values = panel_factors(panel, r, _signal_values(len(names), rows, sides, scores)[r])
         score[r] = factor_points(values, self.weights)[0]
-        keep = self.cooldown.admit(Coded(rows, names), Coded(kinds, _KIND_NAMES), Coded(_side_codes(sides), _SIDE_NAMES), panel.ts[0])
+        keep = self.cooldown.admit(Coded(rows, names), Coded(kinds, _KIND_NAMES), Coded(sides, _SIDE_NAMES), panel.ts[0])
         new = [_new_rows(panel, parts, origin, keep, now)]
         standing = [lambda: opportunity_table(panel, parts, True, now) if parts else schema.empty("opportunities")]
 
@@ -156,14 +156,14 @@ class LiveEngine:
 
 
 def _standing_arrays(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(window row, kind (its rank in ``_KIND_NAMES``), direction, score, (part, hit) of origin) of every hit,
+    """(window row, kind (its rank in ``_KIND_NAMES``), direction (its code in ``_SIDE_NAMES``), score, (part, hit) of origin) of every hit,
     sorted by (row, kind) as the opportunity rows are."""
     if not parts:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, object), np.empty(0), np.empty((2, 0), np.int64)
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0), np.empty((2, 0), np.int64)
     rows = np.concatenate([h.rows for _, h in parts])
     rank = np.concatenate([np.full(len(h.rows), _KIND_RANK[d.name], np.int64) for d, h in parts])
-    sides = np.concatenate([np.full(len(h.rows), d.direction, object) if h.direction is None
-                            else np.asarray(h.direction, object) for d, h in parts])
+    sides = np.concatenate([np.full(len(h.rows), _SIDE_CODE[d.direction], np.int32) if h.direction is None
+                            else _side_codes(np.asarray(h.direction, object)) for d, h in parts])
     scores = np.concatenate([h.scores() for _, h in parts])
     origin = np.concatenate([np.vstack([np.full(len(h.rows), i), np.arange(len(h.rows))]) for i, (_, h) in enumerate(parts)],
                             axis=1)
@@ -177,12 +177,13 @@ _KIND_BIT = np.left_shift(np.uint64(1), np.arange(len(_KIND_NAMES), dtype=np.uin
 
 
 _SIDE_NAMES = np.array(["long", "short", "neutral"], dtype=object)  # detectors._side_codes order
+_SIDE_CODE = {s: i for i, s in enumerate(_SIDE_NAMES)}
 
 
 def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``scoring._signal_values`` per window row from the standing arrays (sorted by row): the net is summed
     per symbol in row order with pandas' compensated (Kahan) sum, so it equals the groupby's."""
-    net = ((sides == "long").astype(np.float64) - (sides == "short")) * scores / 100.0
+    net = ((sides == 0).astype(np.float64) - (sides == 1)) * scores / 100.0  # long, short
     total, comp = np.zeros(n), np.zeros(n)
     seen = np.zeros(n, bool)
     if len(rows):
