@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[notebooks,lab,dev,dask]'
+	$(PY) -m mintel.analytics.warm  # compiles the numba kernels once, into their on-disk cache
 	@touch $@
 
 up: install

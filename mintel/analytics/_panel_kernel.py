@@ -2,7 +2,8 @@
 first copying every row's slots out.
 
 The window's data is (slots x symbols) per column, so these walk the slots newest first and, for
-each, the rows in order: consecutive rows are adjacent in memory.
+each, the rows in order: consecutive rows are adjacent in memory. Each has one signature, for any
+array layout ('A'), so no call compiles a variant of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit("float64[:, :](boolean[:, :], float64[:, :], int64[:], int64[:], int64, int64)", cache=True, nogil=True)
 def recent_flagged(flags, price, rows, first, stop, count):
     """(len(rows), count): ``price`` at the ``count`` most recent slots ``s`` of each row ``rows[j]`` with
     ``flags[rows[j], s]`` and ``first[j] <= s < stop``, most recent first; NaN where fewer.
@@ -32,7 +33,7 @@ def recent_flagged(flags, price, rows, first, stop, count):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit("int64[:](boolean[:, :], int64[:], int64[:], int64)", cache=True, nogil=True)
 def latest_flagged(flags, rows, first, stop):
     """Per row ``rows[j]``: the latest slot ``s`` with ``flags[rows[j], s]`` and ``first[j] <= s < stop``, -1 if none."""
     out = np.full(len(rows), -1, np.int64)

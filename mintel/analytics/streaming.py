@@ -279,8 +279,8 @@ class StreamingIndicators:
             skey = slot = np.zeros(0, np.int64)
         out = np.empty((len(rows), len(self.columns)))
         _kernel.advance(
-            rows, ts, *(np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close, volume)),
-            np.ascontiguousarray(skey, dtype=np.float64), slot, self.intraday, self._params, self._bb_dev, self._cols,
+            _own(rows, np.int64), _own(ts, np.int64), *(_own(a, np.float64) for a in (high, low, close, volume)),
+            _own(skey, np.float64), _own(slot, np.int64), self.intraday, self._params, self._bb_dev, self._cols,
             self._n, self._state, self._pend, self._pend_bar, self._pend_ok, self._pend_slot, self._ts, self._closes,
             self._volumes, self._slot_volume, self._slot_count, self._out, out)
         if not want:
@@ -290,6 +290,13 @@ class StreamingIndicators:
             full[~stale] = out
             return full
         return out
+
+
+def _own(a, dtype) -> np.ndarray:
+    """``a`` as a contiguous, writable array of ``dtype`` (copied only when it is not): the kernel is
+    compiled for that one type, not once more for each read-only or strided variant."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
 
 
 def _ts_array(ts, k: int) -> np.ndarray:
