@@ -279,9 +279,8 @@ def cmd_opportunities(args) -> int:
     lake = _lake(args)
     if args.from_bars:
         frame = opportunities(lake, args.interval, args.kind, min_score=args.min_score, top=args.top, universe=args.universe)
-    else:  # what the ingestion service announced, newest first
-        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=args.hours)
-        frame = lake.read("opportunities", start=since)
+    else:  # what the ingestion service announced in the last --hours of its market time, newest first
+        frame = lake.read("opportunities", start=_latest_ts(lake, "opportunities") - pd.Timedelta(hours=args.hours))
         if args.kind:
             frame = frame[frame["kind"].isin(args.kind)]
         if args.min_score is not None:
@@ -293,6 +292,17 @@ def cmd_opportunities(args) -> int:
         frame = frame[["ts", "symbol", "kind", "direction", "score", "confidence", "message"]]
     emit(frame, args.format)
     return 0
+
+
+def _latest_ts(lake, kind: str) -> pd.Timestamp:
+    """The newest ``ts`` of ``kind`` in the lake (read from its newest partition), else now: on a
+    weekend or a holiday the last session's rows are the latest, not nothing."""
+    starts = [p.start for p in lake.partitions(kind) if p.start is not None]
+    if starts:
+        newest = lake.read(kind, start=max(starts), columns=["ts"])["ts"].max()
+        if pd.notna(newest):
+            return newest
+    return pd.Timestamp.now(tz="UTC")
 
 
 def cmd_indicators(args) -> int:
@@ -544,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-score", type=float, dest="min_score")
     c.add_argument("--kind", action="append", help="detector name (repeatable): breakout, volume_spike, ...")
     c.add_argument("--top", type=int)
-    c.add_argument("--hours", type=float, default=24.0, help="how far back to read announced ones (default 24)")
+    c.add_argument("--hours", type=float, default=24.0, help="how far back from the newest announced one to read (default 24)")
     c.add_argument("--from-bars", action="store_true", dest="from_bars", help="run the detectors on the lake's bars now")
     c.add_argument("--universe")
 
