@@ -199,8 +199,10 @@ class LiveState:
         n = self.symbols.size
         have = self.ts[:n] != _NAT
         names = np.asarray(self.symbols, dtype=object)
-        order = np.argsort(names[have], kind="stable")
-        sel = np.flatnonzero(have)[order]
+        by_name = self.__dict__.get("_by_name")
+        if by_name is None or len(by_name) != n:  # symbols are only ever added: sorted once per new set
+            by_name = self.__dict__["_by_name"] = np.argsort(names, kind="stable")
+        sel = by_name[have[by_name]]
         symbols = names[sel]
         values = self.indicators.latest()
         cols: dict[str, np.ndarray | pa.Array] = dict(self._fixed_columns(symbols))
