@@ -239,8 +239,9 @@ def conform(name: str, data: pd.DataFrame | pa.Table, *, source: str | None = No
         raise DataError(f"{label}: expected a pandas DataFrame or a pyarrow Table, got {type(data).__name__}")
     n = data.num_rows
     columns = []
+    have = set(data.column_names)  # once, not a new list per field
     for field in k.schema:
-        if field.name in data.column_names:
+        if field.name in have:
             col = data.column(field.name)
             try:
                 col = _cast(col, field.type)
