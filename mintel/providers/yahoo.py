@@ -92,7 +92,11 @@ def parse_chart(payload: Any, symbol: str, interval: str, *, ticker: str | None 
                      "malformed") from None
     tz = meta.get("exchangeTimezoneName")
     if interval == "1d":
-        ts = session_dates(ts, tz)
+        try:
+            ts = session_dates(ts, tz)
+        except (KeyError, ValueError, TypeError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise kinded(ProviderUnavailable(f"{NAME}: {symbol}: unknown time zone {str(tz)[:40]!r} in the answer "
+                                             f"({type(exc).__name__})", provider=NAME), "malformed") from None
     else:
         # Yahoo may append the live tick at a time off the grid: key it by its bar's open.
         ts = ts.floor(pd.Timedelta(interval.replace("m", "min").replace("1h", "60min")))

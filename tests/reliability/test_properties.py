@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mintel import schema
@@ -139,6 +139,10 @@ def check_bars(bars: pd.DataFrame, rejected: pd.DataFrame, symbols) -> None:
 
 @PROPERTY
 @given(yahoo_chart(), st.sampled_from(["1m", "1d"]))
+@example(payload={"chart": {"result": [{  # found by hypothesis: an unknown zone crashed the daily path
+    "meta": {"symbol": "TCS.NS", "exchangeTimezoneName": "Mars/Base"}, "timestamp": [0, 0],
+    "indicators": {"quote": [{f: [1.0, 1.0] for f in ("open", "high", "low", "close", "volume")}]}}], "error": None}},
+    interval="1d")
 def test_yahoo_chart_parser(payload, interval):
     try:
         bars, rejected = yahoo.parse_chart(payload, "TCS", interval, ticker="TCS.NS")
