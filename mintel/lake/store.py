@@ -261,6 +261,9 @@ class LocalStore:
             raise LakeError(f"{root}: lake is not writable ({_one_line(exc)})") from None
 
 
+_REPLACED_RETRIES = 3  # reads of an object replaced while being read, tried again before the error is raised
+
+
 class ObjectStore:
     """Objects in a bucket through a pyarrow filesystem (``S3FileSystem``)."""
 
@@ -323,7 +326,21 @@ class ObjectStore:
             return pq.ParquetFile(fh).metadata.num_rows
 
     def read_parquet(self, path, schema: pa.Schema) -> pa.Table:
-        return pq.read_table(str(path), schema=schema, filesystem=self.filesystem)
+        """The object read whole, then parsed: a Parquet reader's separate range requests (footer, then
+        column chunks) could straddle a replacement of the object (the snapshot is replaced in place every
+        cycle) and mix two versions. A read that straddles one here gets one version cut short or
+        padded, which does not parse, and is tried again."""
+        for attempt in range(_REPLACED_RETRIES + 1):
+            try:
+                with self.filesystem.open_input_file(str(path)) as fh:
+                    data = fh.read()
+                return pq.read_table(pa.BufferReader(data), schema=schema)
+            except FileNotFoundError:
+                raise
+            except (OSError, pa.ArrowInvalid):
+                if attempt == _REPLACED_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     def _put(self, path, data) -> None:
         """One object, whole: the bytes are all in memory before the upload starts, and the store makes
