@@ -269,8 +269,8 @@ class StreamingIndicators:
             rows, ts, high, low, close, volume = rows[fresh], ts[fresh], high[fresh], low[fresh], close[fresh], volume[fresh]
             if session is not None:
                 session = np.asarray(session)[fresh] if np.ndim(session) else session
-        ok = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & np.isfinite(volume) & (ts != _NAT)
-        if self.intraday:
+        if self.intraday:  # the kernel checks each bar itself; here only the usable bars' minutes get slots
+            ok = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & np.isfinite(volume) & (ts != _NAT)
             day, minute = session_and_minute(np.where(ok, ts, 0), self.tz)
             skey = day if session is None else np.broadcast_to(np.asarray(session, dtype=np.int64), (len(rows),))
             slot = np.zeros(len(rows), np.int64)
