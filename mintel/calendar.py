@@ -2,11 +2,18 @@
 
 NSE keeps BSE's sessions and holidays, so NSE and BSE both use ``XBOM`` (09:15-15:30 Asia/Kolkata);
 US exchanges use ``XNYS``. Everything in and out is UTC; the exchange's zone is for display only.
+
+XBOM's holidays are a table that ends with the last year exchange_calendars has recorded (2026 in
+4.13.2), and the library will not build it further. A calendar built from rules (XNYS) runs a year
+past today; XBOM is extended the same way, its unrecorded year's weekdays taken as sessions, so a
+live NSE ingest does not stop on January 1 (it would poll on an unrecorded holiday and get no new
+bars). A newer exchange_calendars brings the real holidays.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
 import pandas as pd
 
@@ -23,6 +30,8 @@ CALENDAR_OF_EXCHANGE = {
 }
 
 TIMEZONE_OF_CALENDAR = {"XBOM": "Asia/Kolkata", "XNYS": "America/New_York"}
+
+log = logging.getLogger(__name__)
 
 
 def calendar_name(exchange: str) -> str:
@@ -41,8 +50,17 @@ def exchange_calendar(exchange: str):
 def _calendar(name: str):
     # Cached by calendar name, so NSE, BSE and nse share one XBOM.
     import exchange_calendars as xcals
+    from exchange_calendars.precomputed_exchange_calendar import PrecomputedExchangeCalendar
 
-    return xcals.get_calendar(name)
+    cal = xcals.get_calendar(name)
+    end = (pd.Timestamp.now() + pd.DateOffset(years=1)).normalize()  # the library's own default end
+    if isinstance(cal, PrecomputedExchangeCalendar) and cal.last_session < end - pd.Timedelta(days=7):
+        recorded = cal.last_session
+        extended = type(type(cal).__name__, (type(cal),), {"bound_max": classmethod(lambda cls: end)})
+        cal = extended(start=cal.first_session, end=end)
+        log.info("%s: exchange_calendars %s records holidays to %s; weekdays after it are taken as sessions",
+                 name, xcals.__version__, recorded.date())
+    return cal
 
 
 def timezone(exchange: str) -> str:

@@ -132,6 +132,20 @@ def test_next_session_near_the_end_of_the_calendar():
     assert calendar.current_or_next_session("NSE", at) <= last
 
 
+def test_nse_runs_past_the_holidays_exchange_calendars_has_recorded():
+    # XBOM's holiday table ends (2026 in exchange_calendars 4.13.2): the calendar still runs a year past
+    # today, as XNYS's does, with weekday sessions, so a live NSE ingest keeps running in January.
+    cal = calendar.exchange_calendar("NSE")
+    assert cal.last_session >= (pd.Timestamp.now() + pd.DateOffset(years=1) - pd.Timedelta(days=7)).normalize()
+    assert calendar.is_session("NSE", "2027-01-04")  # a Monday
+    assert not calendar.is_session("NSE", "2027-01-09")  # a Saturday
+    assert calendar.is_open("NSE", utc("2027-01-04 05:00"))  # 10:30 in Mumbai
+    assert not calendar.is_open("NSE", utc("2027-01-04 11:00"))  # 16:30, after the close
+    assert calendar.session_bounds("NSE", "2027-01-04") == (utc("2027-01-04 03:45"), utc("2027-01-04 10:00"))
+    assert calendar.previous_session("NSE", utc("2027-01-05 05:00")) == day("2027-01-04")
+    assert not calendar.is_session("NSE", "2026-10-02")  # the recorded holidays still hold (Gandhi Jayanti)
+
+
 def test_dates_outside_the_calendar():
     with pytest.raises(DataError, match="2100-01-04: outside the NSE calendar"):
         calendar.is_session("NSE", "2100-01-04")
