@@ -59,7 +59,7 @@ class IngestService:
                  now_fn: Callable[[], pd.Timestamp] | None = None, alerts=None, compact_in_background: bool = True) -> None:
         self.settings = settings
         self.alerts = alerts  # mintel.alerts.AlertEngine: this cycle's opportunities and outages become alerts
-        self.new_opportunities = None  # the opportunities announced by the current cycle
+        self._announced = None  # the cycle output whose opportunities the current cycle announced
         self.now_fn = now_fn or (lambda: pd.Timestamp.now(tz="UTC"))
         self.exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
         self.builder = BarBuilder(settings.interval) if settings.source == "quotes" else None
@@ -197,6 +197,11 @@ class IngestService:
         keep = (nxt == _NAT) | (ts >= nxt)
         return bars if keep.all() else bars[keep].reset_index(drop=True)
 
+    @property
+    def new_opportunities(self) -> pd.DataFrame | None:
+        """The opportunities announced by the current cycle (None without any)."""
+        return None if self._announced is None else self._announced.opportunities
+
     def market_open(self) -> bool:
         """Real providers follow the exchange's sessions; the simulator's clock is always in session."""
         if self.clock is not None or self.settings.always_on:
@@ -205,7 +210,7 @@ class IngestService:
 
     def process(self, bars: pd.DataFrame) -> tuple[int, int, pd.Timestamp | None]:
         """Validate, append, update state and snapshot. Returns (rows written, rows quarantined, newest ts)."""
-        self.new_opportunities = None
+        self._announced = None
         if bars.empty:
             return 0, 0, None
         bars = bars.assign(ingested_at=pd.Timestamp.now(tz="UTC"))
@@ -227,7 +232,7 @@ class IngestService:
             out = self.engine.update(good, pd.Timestamp.now(tz="UTC"))
             if out.opportunities_table.num_rows:
                 self.lake.append("opportunities", out.opportunities_table)
-                self.new_opportunities = out.opportunities
+                self._announced = out  # its pandas view is made when the alerts read it, off the processing time
             self.lake.write_snapshot(out.snapshot_table)
             self.last_output = out
         return written, quarantined, newest
