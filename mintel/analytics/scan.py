@@ -188,7 +188,9 @@ def _latest(enriched: pd.DataFrame, interval: str, tz: str, signals: pd.DataFram
     for col in (*INDICATORS, "sma_200"):
         out[col] = p.ind[col][r] if col in p.ind else np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["change_pct"] = np.where(out["prev_close"] > 0, (out["price"] / out["prev_close"] - 1.0) * 100.0, np.nan)
+        # As the live snapshot: against the previous close, else (a symbol's first session) the session's open.
+        base = np.where(out["prev_close"] > 0, out["prev_close"], out["open"])
+        out["change_pct"] = np.where(base > 0, (out["price"] / base - 1.0) * 100.0, np.nan)
     out["volume_z"] = p.volume_z[r]
     kinds = signals.groupby("symbol", sort=False)["kind"].agg(",".join) if len(signals) else pd.Series(dtype=object)
     out["signals"] = out["symbol"].map(kinds).fillna("").to_numpy(dtype=object)

@@ -157,6 +157,24 @@ def test_intraday_scan_uses_the_last_session(tmp_path, universe):
     assert s["vwap"].notna().all() and s["score"].notna().all()
 
 
+def test_first_session_change_is_against_the_open_as_in_the_live_snapshot(tmp_path, universe):
+    # A lake holding one session has no previous close: the change is the session's so far, as the
+    # live snapshot reports it, not blank.
+    from mintel.analytics.live import LiveState
+
+    m = SimMarket(universe.head(12), seed=9, clock=SimClock("NSE", "2026-10-30"))
+    m.clock.advance(90)
+    bars = m.bars()
+    lake = Lake(tmp_path / "lake", durable=False)
+    lake.append("bars", bars)
+    s = sc.scan(lake, "1m", universe=universe).set_index("symbol")
+    first = bars.groupby("symbol")
+    assert s["prev_close"].isna().all()
+    np.testing.assert_allclose(s["change_pct"], (s["price"] / first["open"].first().reindex(s.index) - 1) * 100, rtol=1e-12)
+    live = schema.to_pandas(LiveState.from_history(bars, universe.head(12), "1m").snapshot()).set_index("symbol")
+    np.testing.assert_allclose(s["change_pct"], live["change_pct"].reindex(s.index), rtol=1e-12)
+
+
 def test_empty_lake(tmp_path):
     lake = Lake(tmp_path / "empty")
     s = sc.scan(lake)
