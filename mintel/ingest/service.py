@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -60,6 +61,7 @@ class IngestService:
         self.settings = settings
         self.alerts = alerts  # mintel.alerts.AlertEngine: this cycle's opportunities and outages become alerts
         self._announced = None  # the cycle output whose opportunities the current cycle announced
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="mintel-lake-writer")  # see process()
         self.now_fn = now_fn or (lambda: pd.Timestamp.now(tz="UTC"))
         self.exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
         self.builder = BarBuilder(settings.interval) if settings.source == "quotes" else None
@@ -218,22 +220,32 @@ class IngestService:
         quarantined = 0
         for source, rows in bad.groupby(bad["source"].fillna("unknown"), sort=True) if len(bad) else ():
             quarantined += self.lake.quarantine("bars", rows, source=str(source))
-        written = self.lake.append("bars", good, source="ingest") if len(good) else 0
+        # The bars are written on the writer thread while the engine works on them (Parquet encoding and
+        # fsync release the GIL); they are in the lake before anything derived from them is published.
+        bars_written = self._writer.submit(self.lake.append, "bars", good, source="ingest") if len(good) else None
+        try:
+            out = self.engine.update(good, pd.Timestamp.now(tz="UTC")) if len(good) else None
+        finally:
+            written = bars_written.result() if bars_written is not None else 0  # raises what the write raised
         newest = None
         if len(bad):  # a bad bar was answered and quarantined: asking again would only quarantine it again
             bound = [t for t in (good["ts"].max() if len(good) else None, self.next_ts) if t is not None]
             if bound:  # never past this cycle: a bad bar with a skewed ts must not hide good ones
                 ts = pd.to_datetime(bad["ts"], utc=True, errors="coerce")
                 self._advance(bad[ts.notna() & (ts <= max(bound))])
-        if len(good):
+        if out is not None:
             newest = good["ts"].max()
             self.next_ts = newest + pd.Timedelta(self.interval)
             self._advance(good)
-            out = self.engine.update(good, pd.Timestamp.now(tz="UTC"))
-            if out.opportunities_table.num_rows:
-                self.lake.append("opportunities", out.opportunities_table)
+            opportunities = None
+            if out.opportunities_table.num_rows:  # beside the snapshot: two files, two directories
+                opportunities = self._writer.submit(self.lake.append, "opportunities", out.opportunities_table)
                 self._announced = out  # its pandas view is made when the alerts read it, off the processing time
-            self.lake.write_snapshot(out.snapshot_table)
+            try:
+                self.lake.write_snapshot(out.snapshot_table)
+            finally:
+                if opportunities is not None:
+                    opportunities.result()
             self.last_output = out
         return written, quarantined, newest
 
