@@ -61,6 +61,7 @@ class IngestService:
         self.settings = settings
         self.alerts = alerts  # mintel.alerts.AlertEngine: this cycle's opportunities and outages become alerts
         self._announced = None  # the cycle output whose opportunities the current cycle announced
+        self._unalerted = None  # opportunities restored on start (the last run stopped before its alerts)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="mintel-lake-writer")  # see process()
         self.now_fn = now_fn or (lambda: pd.Timestamp.now(tz="UTC"))
         self.exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
@@ -120,6 +121,7 @@ class IngestService:
             keep = [(t, s, k) not in have for t, s, k in zip(new["ts"], new["symbol"], new["kind"])]
             if any(keep):
                 self.lake.append("opportunities", table.filter(pa.array(keep)))
+                self._unalerted = new[keep].reset_index(drop=True)  # their alerts were never raised either
                 log.warning("restored %d opportunities of the cycle at %s (the last run stopped before writing them)",
                             sum(keep), last_ts)
         self.lake.write_snapshot(out.snapshot_table)
@@ -148,6 +150,9 @@ class IngestService:
         )
         metrics = self._write_metrics(report, fetched)
         if self.alerts is not None:  # queues network sends; never waits on them
+            if self._unalerted is not None:  # as their own cycle would have, before this one's
+                restored, self._unalerted = self._unalerted, None
+                self.alerts.on_cycle(restored, None, self.now_fn())
             self.alerts.on_cycle(self.new_opportunities, metrics, self.now_fn())
         return report
 

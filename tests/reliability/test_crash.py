@@ -155,8 +155,8 @@ def _keys(lake) -> set[tuple]:
 
 
 def test_a_kill_after_the_bars_before_the_opportunities_loses_no_opportunity(tmp_path):
-    """The cycle's bars are in the lake, its opportunities and snapshot are not: the restart finds the
-    cycle's opportunities again (and its snapshot), so the lake ends as an uninterrupted run's."""
+    """The cycle's bars are in the lake, its opportunities, snapshot and alerts are not: the restart finds
+    the cycle's opportunities again (and its snapshot and alerts), so the lake ends as an uninterrupted run's."""
     cycles = 45
     ref = tmp_path / "ref" / "lake"
     ref.parent.mkdir()
@@ -164,7 +164,8 @@ def test_a_kill_after_the_bars_before_the_opportunities_loses_no_opportunity(tmp
     expected = _keys(ref)
     bar_ts = sorted(Lake(ref).read_bars(None, interval="1m")["ts"].unique())
     # The kill: at a cycle that announced opportunities, after its bars file is published.
-    k = next(i for i, t in enumerate(bar_ts, 1) if i >= 15 and any(key[0] == t for key in expected))
+    alerts = _alerted(ref)
+    k = next(i for i, t in enumerate(bar_ts, 1) if i >= 15 and any(key[0] == t for key in alerts))
     lake = tmp_path / "crash" / "lake"
     lake.parent.mkdir()
     killed = _ingest(lake, cycles, crash_at=f"append.renamed/bars:{k}")
@@ -178,3 +179,13 @@ def test_a_kill_after_the_bars_before_the_opportunities_loses_no_opportunity(tmp
     assert _keys(lake) == expected
     snap, ref_snap = Lake(lake).snapshot(), Lake(ref).snapshot()
     assert list(snap["symbol"]) == list(ref_snap["symbol"]) and (snap["price"].to_numpy() == ref_snap["price"].to_numpy()).all()
+    # ... and raises the alerts of those opportunities, which the killed run never did.
+    assert any(key[0] == bar_ts[k - 1] for key in expected)
+    assert {key for key in _alerted(lake) if key[0] == bar_ts[k - 1]} == {key for key in alerts if key[0] == bar_ts[k - 1]}
+
+
+def _alerted(lake) -> set[tuple]:
+    a = Lake(lake).read("alerts")
+    a = a[a["symbol"].notna()]
+    bar = [pd.Timestamp(json.loads(d)["bar_ts"]) for d in a["detail"]]
+    return set(zip(bar, a["symbol"], a["kind"], a["status"]))
