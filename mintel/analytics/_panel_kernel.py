@@ -1,36 +1,15 @@
 """Compiled loops of the live panel (numba): reads of the window's ring that numpy can only do by
 first copying every row's slots out.
 
-The window's data is (slots x symbols) per column, so these walk the slots newest first and, for
-each, the rows in order: consecutive rows are adjacent in memory. Each has one signature, for any
-array layout ('A'), so no call compiles a variant of its own.
+Each walks one row at a time from its newest slot and stops at the first (``count``) flag it finds.
+Each has one signature, for any array layout ('A'), so no call compiles a variant of its own.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-
-@njit("float64[:, :](boolean[:, :], float64[:, :], int64[:], int64[:], int64, int64)", cache=True, nogil=True)
-def recent_flagged(flags, price, rows, first, stop, count):
-    """(len(rows), count): ``price`` at the ``count`` most recent slots ``s`` of each row ``rows[j]`` with
-    ``flags[rows[j], s]`` and ``first[j] <= s < stop``, most recent first; NaN where fewer.
-    ``flags``/``price``: (symbols x slots) views."""
-    n = len(rows)
-    out = np.full((n, count), np.nan)
-    found = np.zeros(n, np.int64)
-    lowest = stop
-    for j in range(n):
-        lowest = min(lowest, first[j])
-    for s in range(stop - 1, lowest - 1, -1):
-        for j in range(n):
-            if found[j] < count and s >= first[j]:
-                r = rows[j]
-                if flags[r, s]:
-                    out[j, found[j]] = price[r, s]
-                    found[j] += 1
-    return out
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 
 @njit("int64[:](boolean[:, :], int64[:], int64[:], int64)", cache=True, nogil=True)
@@ -43,4 +22,35 @@ def latest_flagged(flags, rows, first, stop):
             if flags[r, s]:
                 out[j] = s
                 break
+    return out
+
+
+@njit("float64[:, :](uint64[:, :], float64[:, :], int64[:], int64[:], int64, int64)", cache=True, nogil=True)
+def recent_flagged_bits(bits, price, rows, first, stop, count):
+    """(len(rows), count): ``price`` at the ``count`` most recent flagged slots ``s`` of each row ``rows[j]``
+    with ``first[j] <= s < stop``, most recent first; NaN where fewer. The flags are bits by age
+    (``BarWindow.pivot_bits``: bit ``a`` of row ``r`` is slot ``width - 1 - a`` of ``price``'s (symbols x
+    slots) view), read a word at a time from the youngest allowed age: the cost is the pivots found,
+    not the slots (a walk over the slots' flags took 2x longer at 5000 symbols)."""
+    n = len(rows)
+    width = price.shape[1]
+    out = np.full((n, count), np.nan)
+    youngest = width - stop  # slot stop - 1
+    for j in range(n):
+        r = rows[j]
+        oldest = width - 1 - first[j]  # slot first[j]
+        found = 0
+        a = youngest
+        while found < count and a <= oldest:
+            w = a >> 6
+            word = bits[r, w] >> np.uint64(a & 63)
+            if word == 0:
+                a = (w + 1) << 6
+                continue
+            a += trailing_zeros(word)
+            if a > oldest:
+                break
+            out[j, found] = price[r, width - 1 - a]
+            found += 1
+            a += 1
     return out

@@ -45,6 +45,7 @@ class LivePanel(Panel):
         self._m, slot_ts = window.view()
         self._logv = window.log_volume()
         self._piv = window.pivots() if window.pivot_k is not None and window.pivot_k == params.pivot_k else None
+        self._pivot_bits = window.pivot_bits() if self._piv is not None else None
         self._col = {c: j for j, c in enumerate(window.columns)}
         n, width = self._m.shape[1], self._m.shape[2]
         self.width = width
@@ -215,9 +216,9 @@ class LivePanel(Panel):
             else:  # straight from the window's flags, with ``swings``' masks as slot bounds (no copies)
                 off = self.width - span
                 lowest = off + np.maximum(max(first, k), span - self.bars[rows] + k)
-                raw = self._piv[0 if side == "resistance" else 1]
-                levels = _kernel.recent_flagged(raw, self._m[self._col[price]], rows, lowest, off + known.stop,
-                                                p.level_count)
+                bits = self._pivot_bits[0 if side == "resistance" else 1]
+                levels = _kernel.recent_flagged_bits(bits, self._m[self._col[price]], rows, lowest, off + known.stop,
+                                                     p.level_count)
             known_levels[side] = rows, levels
         out = {}
         for name, (_, test) in tests.items():

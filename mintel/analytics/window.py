@@ -28,6 +28,8 @@ class BarWindow:
     ``pivot_k``: also keep the swing-high / swing-low flags of every slot (``pivots()``, the test of
     ``live_panel._pivots`` on the raw high / low), each computed once: a slot's flag depends on the ``k``
     slots either side, and only the newest slot ever changes, so a push recomputes one slot's flags.
+    The same flags are kept as bits by age (``pivot_bits()``), which finds a symbol's recent pivots in
+    a few word operations instead of a walk over every slot.
 
     With a ``volume`` column it also keeps ``log1p(max(volume, 0))`` of every slot (``log_volume()``, what
     the volume z-score sums), computed once per bar rather than over the whole window every cycle.
@@ -42,6 +44,7 @@ class BarWindow:
         self.columns = tuple(columns)
         self.pivot_k = pivot_k if pivot_k and "high" in columns and "low" in columns else None
         self._piv = np.zeros((2 * length, 2, 0), bool)  # [:, 0] swing highs, [:, 1] swing lows, like _data
+        self._bits = np.zeros((2, 0, -(-length // 64)), np.uint64)  # the same flags: [side, symbol, word], bit = age
         self._names = pd.Index([], dtype=object)  # sorted
         self._lookup = Positions()
         self._slot_ts = np.full(2 * length, _NAT, np.int64)
@@ -65,15 +68,17 @@ class BarWindow:
             grown = np.full((2 * self.length, len(self.columns), len(names)), np.nan)
             piv = np.zeros((2 * self.length, 2, len(names)), bool)
             logv = np.full((2 * self.length, len(names)), np.nan)
+            bits = np.zeros((2, len(names), self._bits.shape[2]), np.uint64)
             at = index_of(names, self._names)
             run, before = np.zeros(len(names), np.int64), np.zeros(len(names), np.int64)
             if len(self._names):
                 grown[:, :, at] = self._data
                 piv[:, :, at] = self._piv
                 logv[:, at] = self._logv
+                bits[:, at] = self._bits
                 run[at], before[at] = self.run, self._run_before
             self._names, self._data, self.run, self._run_before, self._piv = names, grown, run, before, piv
-            self._logv = logv
+            self._logv, self._bits = logv, bits
             rows = index_of(names, symbols)
         return rows.astype(np.int64)
 
@@ -102,6 +107,7 @@ class BarWindow:
                 self._slot_ts[[self._pos, self._pos + w]] = t
                 self._data[[self._pos, self._pos + w]] = np.nan
                 self._piv[[self._pos, self._pos + w]] = False
+                self._age_bits()
                 self._logv[[self._pos, self._pos + w]] = np.nan
                 self._run_before = self.run
                 self.run = np.zeros(len(self._names), np.int64)
@@ -114,6 +120,15 @@ class BarWindow:
             if self.pivot_k:
                 self._update_pivots()
         return rows
+
+    def _age_bits(self) -> None:
+        """Every pivot bit one slot older; the ones past the window's length drop out."""
+        b = self._bits
+        carry = b[:, :, :-1] >> np.uint64(63)
+        b <<= np.uint64(1)
+        b[:, :, 1:] |= carry
+        if self.length % 64:
+            b[:, :, -1] &= np.uint64((1 << (self.length % 64)) - 1)
 
     def _update_pivots(self) -> None:
         """Flags of the slot ``k`` before the newest, the one whose ``k`` slots after it just became complete
@@ -128,6 +143,8 @@ class BarWindow:
         for j, (name, f) in enumerate((("high", np.maximum), ("low", np.minimum))):
             flags = _pivots(self._data[around, self.columns.index(name), :].T, k, f)[:, k]
             self._piv[at, j, :] = flags[None, :]
+            word, bit = divmod(k, 64)  # the slot is k old
+            self._bits[j, :, word] = (self._bits[j, :, word] & ~np.uint64(1 << bit)) | (flags.astype(np.uint64) << np.uint64(bit))
 
     def pivots(self) -> tuple[np.ndarray, np.ndarray]:
         """(swing highs, swing lows) as (symbols x slots) flags over ``view()``'s slots, unmasked: a flag
@@ -137,6 +154,11 @@ class BarWindow:
         start = self._pos + 1
         lo = start + int(np.argmax(self._slot_ts[start : start + self.length] != _NAT))
         return self._piv[lo : start + self.length, 0, :].T, self._piv[lo : start + self.length, 1, :].T
+
+    def pivot_bits(self) -> np.ndarray:
+        """``pivots()`` as bits by age: (2 sides (highs, lows), symbols, words) uint64, bit ``a`` of the
+        row set when the slot ``a`` before the newest is flagged (``view()``'s slot ``width - 1 - a``)."""
+        return self._bits
 
     def log_volume(self) -> np.ndarray | None:
         """(symbols x slots) ``log1p(max(volume, 0))`` over ``view()``'s slots; None without a volume column."""

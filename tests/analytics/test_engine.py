@@ -147,6 +147,10 @@ def test_window_pivot_flags_equal_the_panels_pivot_test():
         want = np.ones(len(window.names), bool)
         fast = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
         assert fast._piv is not None
+        for side, flags in enumerate(window.pivots()):  # the bits by age are the flags, newest first
+            ages = np.unpackbits(window.pivot_bits()[side].view(np.uint8), axis=1, bitorder="little")  # little-endian words
+            np.testing.assert_array_equal(ages[:, : flags.shape[1]], flags[:, ::-1])
+            assert not ages[:, flags.shape[1]:].any()
         slow = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
         slow._piv = slow._logv = None  # the panel's own: swings, levels, divergences and volume z from the slots
         volume = window.view()[0][window.columns.index("volume")]  # the kept log volume is the volume's
