@@ -113,9 +113,14 @@ def test_analysis_commands_on_an_ingested_lake(tmp_path):
 
 
 def test_backfill_command_is_resumable(tmp_path):
+    # Up to a session a week ago: the simulator's daily history ends before its clock's first session (the
+    # last one closed), which on a weekend or a Monday morning is a session a real provider has published.
+    from mintel import calendar
+
+    end = calendar.previous_session("NSE", pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=7))
     lake = tmp_path / "lake"
-    args = ("backfill", "--provider", "sim", "--interval", "1d", "--start", "2026-06-01", "--universe", "nifty50",
-            "--lake", lake, "--no-progress", "--format", "json")
+    args = ("backfill", "--provider", "sim", "--interval", "1d", "--start", "2026-06-01", "--end", f"{end:%Y-%m-%d}",
+            "--universe", "nifty50", "--lake", lake, "--no-progress", "--format", "json")
     first = json.loads(run_mintel(*args).stdout)[0]
     assert first["symbols_done"] == 50 and first["rows_written"] > 50 * 100
     again = json.loads(run_mintel(*args).stdout)[0]
