@@ -8,6 +8,7 @@ Intraday bars are stamped with their open; daily (and longer) bars with their se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,6 +279,15 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
     if pa.types.is_large_string(col.type) or pa.types.is_string_view(col.type):
         col = col.cast(pa.string())
     return col.cast(target)
+
+
+def finite(value) -> float | None:
+    """``value`` as a float, None when it is missing, not a number or not finite (JSON and plotly take None)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def utc_timestamp(value, what: str) -> pd.Timestamp:

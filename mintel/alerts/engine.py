@@ -358,10 +358,10 @@ class AlertEngine:
 
 
 def _opportunity_alert(rec: dict, now: pd.Timestamp) -> Alert:
-    score = _float(rec.get("score"))
+    score = schema.finite(rec.get("score"))
     detail = {"bar_ts": rec["ts"].isoformat() if isinstance(rec.get("ts"), pd.Timestamp) else rec.get("ts"),
-              "interval": rec.get("interval"), "price": _float(rec.get("price")), "sector": rec.get("sector"),
-              "confidence": _float(rec.get("confidence"))}
+              "interval": rec.get("interval"), "price": schema.finite(rec.get("price")), "sector": rec.get("sector"),
+              "confidence": schema.finite(rec.get("confidence"))}
     direction = rec.get("direction") if isinstance(rec.get("direction"), str) else None
     message = rec.get("message") if isinstance(rec.get("message"), str) and rec.get("message") else \
         f"{rec['symbol']} {rec['kind']}"
@@ -369,16 +369,8 @@ def _opportunity_alert(rec: dict, now: pd.Timestamp) -> Alert:
                  {k: v for k, v in detail.items() if v is not None and v == v})
 
 
-def _float(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _count(v) -> int:
-    f = _float(v)
+    f = schema.finite(v)
     return int(f) if f is not None else 0
 
 

@@ -8,7 +8,6 @@ Figures are ``FigureWidget``s built once; views set their traces' data in place 
 
 from __future__ import annotations
 
-import math
 import re
 from functools import lru_cache
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from mintel.analytics.indicators import DEFAULT_TZ, is_intraday
 from mintel.errors import DataError
+from mintel.schema import finite  # noqa: F401 - the charts' name for it (plotly shows None as blank)
 from mintel.ui.theme import DOWN, UP, plotly_template
 
 # Red below 0, green above, a dark neutral at 0 (plotly centres it with ``cmid=0``).
@@ -32,15 +32,6 @@ def figure_widget(fig=None, *, height: int, uirevision: str = "mintel", **layout
     layout = {"margin": dict(l=44, r=12, t=26, b=20), "showlegend": False, **layout}
     widget.update_layout(template=plotly_template(), height=height, uirevision=uirevision, **layout)
     return widget
-
-
-def finite(value) -> float | None:
-    """``value`` as a float, None when it is missing or not finite (plotly shows None as blank)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def interval_step(interval: str) -> pd.Timedelta:
