@@ -369,7 +369,8 @@ def bar_problems(bars: pd.DataFrame) -> pd.Series:
 
 
 def split_valid_bars(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(valid bars, invalid bars with a ``reason`` column)."""
+    """(valid bars, invalid bars with a ``reason`` column). When every bar is valid the first is ``bars``
+    itself, not a copy: copy it before changing it."""
     reasons = bar_problems(bars)
     bad = reasons.notna().to_numpy()
     if not bad.any():  # the usual cycle: the frame as it is, no copy
