@@ -17,10 +17,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mintel import schema
 from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators, is_intraday
+from mintel.analytics.messages import Message, factor_json_all, render_all
 from mintel.analytics.panel import NEEDED, Panel, _unit
 from mintel.errors import DataError
 
@@ -61,7 +61,7 @@ class Hits:
     rows: np.ndarray
     factors: dict[str, np.ndarray]
     confidence: np.ndarray
-    message: Callable[..., list[str]]  # message(i): the messages of rows ``i`` (positions in ``rows``; default all)
+    message: Message  # the text of each row, made when asked (``Message.render``)
     direction: np.ndarray | None = None  # per row, when the detector's direction depends on the bar
 
     def scores(self) -> np.ndarray:
@@ -71,10 +71,8 @@ class Hits:
 
     def subset(self, keep: np.ndarray) -> Hits:
         """The rows where ``keep`` (a mask over the rows)."""
-        message, at = self.message, np.flatnonzero(keep)
         return Hits(self.rows[keep], {f: v[keep] for f, v in self.factors.items()}, self.confidence[keep],
-                    lambda i=slice(None): message(at[i]),
-                    None if self.direction is None else self.direction[keep])
+                    self.message.take(np.flatnonzero(keep)), None if self.direction is None else self.direction[keep])
 
 
 @dataclass(frozen=True)
@@ -102,20 +100,6 @@ def _confidence(*conditions: np.ndarray) -> np.ndarray:
     return 0.4 + 0.6 * (total / len(conditions))
 
 
-def _prices(a: np.ndarray) -> list[str]:
-    """2,950 / 812.35: prices as a trader reads them. Below 999.99 no separator can appear, and the format
-    without one is ~30 % faster (most prices; formatting is most of a message's cost)."""
-    x = np.asarray(a, dtype=np.float64)
-    small = np.abs(x) < 999.99
-    if small.all():
-        return [f"{v:.2f}" for v in x.tolist()]
-    return [f"{v:.2f}" if s else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}" for v, s in zip(x.tolist(), small.tolist())]
-
-
-def _volumes(vr: np.ndarray) -> list[str]:
-    return [f" on {v:.1f}× volume" if v == v else "" for v in np.asarray(vr, dtype=np.float64).tolist()]
-
-
 # ------------------------------------------------------------------------------------- detectors
 
 
@@ -132,13 +116,10 @@ def _channel_break(p: Panel, side: int, year: bool) -> Hits:
     loc = p.location[r] if side > 0 else 1 - p.location[r]
     conf = _confidence(vr >= 1.5, loc >= 0.5, factors["trend"] > 0)
     span = "52-week" if year and window == 252 and p.daily else f"{window}-{p.unit}"
-    word = "high" if side > 0 else "low"
-
-    def message(i=slice(None)) -> list[str]:
-        verb, ri = ("broke its" if side > 0 else "broke below its"), r[i]
-        return [f"{s} {verb} {span} {word} {lv} at {c}{v}"
-                for s, lv, c, v in zip(p.sym[ri].tolist(), _prices(level[ri]), _prices(p.c[ri]), _volumes(vr[i]))]
-
+    words = {"verb": "broke its" if side > 0 else "broke below its", "span": span, "word": "high" if side > 0 else "low"}
+    message = Message("{symbol} {verb} {span} {word} {level:price} at {close:price}[ on {vr:.1f}× volume]",
+                      lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "level": level[r[i]], "close": p.c[r[i]],
+                                             "vr": vr[i]})
     return Hits(r, factors, conf, message)
 
 
@@ -160,17 +141,15 @@ def _volume_spike(p: Panel) -> Hits:
     direction = np.where(side > 0, "long", np.where(side < 0, "short", "neutral"))
     ref_name, ref = ("VWAP", p.ind.get("vwap")) if not p.daily else ("SMA 20", p.ind.get("sma_20"))
 
-    def message(i=slice(None)) -> list[str]:
+    def columns(i=slice(None)) -> dict:
         ri = r[i]
         with np.errstate(invalid="ignore", divide="ignore"):
-            dist = (p.c[ri] / ref[ri] - 1.0) * 100.0
-        out = []
-        for s, v, rt, d in zip(p.sym[ri].tolist(), vr[ri].tolist(), ret[i].tolist(), dist.tolist()):
-            where = f", closing {abs(d):.1f}% {'above' if d >= 0 else 'below'} {ref_name}" if d == d else ""
-            move = f", {rt * 100:+.1f}% on the {p.unit}" if rt == rt else ""
-            out.append(f"{s} traded {v:.1f}× its usual volume{move}{where}")
-        return out
+            dist = (p.c[ri] / ref[ri] - 1.0) * 100.0 if ref is not None else np.full(len(ri), np.nan)
+        return {"symbol": p.sym[ri], "vr": vr[ri], "move": ret[i] * 100, "unit": p.unit, "dist": np.abs(dist),
+                "above": dist >= 0, "ref": ref_name}
 
+    message = Message("{symbol} traded {vr:.1f}× its usual volume[, {move:+.1f}% on the {unit}]"
+                      "[, closing {dist:.1f}% {above?above|below} {ref}]", columns)
     return Hits(r, factors, conf, message, direction)
 
 
@@ -191,15 +170,14 @@ def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
                    "momentum": p.rsi_pts(r, side, 15), "position": 10.0 * far}
         conf = _confidence(factors["trend"] > 0, far, p.ind["volume_ratio"][r] >= 1.2)
     words = "above" if side > 0 else "below"
-
-    def message(i=slice(None)) -> list[str]:
-        ri = r[i]
-        if fast == "sma_20":
-            return [f"{s}: SMA 20 crossed {words} SMA 50 ({label}) at {c}"
-                    for s, c in zip(p.sym[ri].tolist(), _prices(p.c[ri]))]
-        return [f"{s}: MACD crossed {words} its signal line, {'below' if m < 0 else 'above'} the zero line (MACD {m:.2f})"
-                for s, m in zip(p.sym[ri].tolist(), p.ind["macd"][ri].tolist())]
-
+    if fast == "sma_20":
+        message = Message("{symbol}: SMA 20 crossed {words} SMA 50 ({label}) at {close:price}",
+                          lambda i=slice(None): {"symbol": p.sym[r[i]], "close": p.c[r[i]], "words": words, "label": label})
+    else:
+        macd = p.ind["macd"]
+        message = Message("{symbol}: MACD crossed {words} its signal line, {below?below|above} the zero line (MACD {macd:.2f})",
+                          lambda i=slice(None): {"symbol": p.sym[r[i]], "macd": macd[r[i]], "below": macd[r[i]] < 0,
+                                                 "words": words})
     return Hits(r, factors, conf, message)
 
 
@@ -214,13 +192,9 @@ def _rsi_extreme(p: Panel, side: int) -> Hits:
     factors = {"base": np.full(len(r), 40.0), "depth": 30 * _unit(depth / 15.0), "turn": 15.0 * turn,
                "stretch": 15.0 * stretch}
     conf = _confidence(turn, stretch, depth >= 5)
-    state, way = ("oversold", "up") if side > 0 else ("overbought", "down")
-
-    def message(i=slice(None)) -> list[str]:
-        ri = r[i]
-        return [f"{s} is {state}: RSI {x:.0f}{f', turning {way}' if t else ''}"
-                for s, x, t in zip(p.sym[ri].tolist(), rsi[ri].tolist(), turn[i].tolist())]
-
+    words = {"state": "oversold", "way": "up"} if side > 0 else {"state": "overbought", "way": "down"}
+    message = Message("{symbol} is {state}: RSI {rsi:.0f}{turn?, turning {way}|}",
+                      lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "rsi": rsi[r[i]], "turn": turn[i]})
     return Hits(r, factors, conf, message)
 
 
@@ -235,14 +209,13 @@ def _divergence(p: Panel, side: int) -> Hits:
     factors = {"base": np.full(len(r), 45.0), "rsi_gap": 20 * _unit(rsi_gap / 10.0),
                "price_gap": 10 * _unit(price_gap), "extreme": 15 * _unit(extreme), "confirm": 10.0 * confirm}
     conf = _confidence(rsi_gap >= 5, extreme >= 1.0, confirm)
-    kind, lows = ("bullish", ("lower low", "higher low")) if side > 0 else ("bearish", ("higher high", "lower high"))
-
-    def message(i=slice(None)) -> list[str]:
-        return [f"{s}: {kind} RSI divergence, price made a {lows[0]} {a} vs {b} "
-                f"while RSI made a {lows[1]} {x:.0f} vs {y:.0f}"
-                for s, a, b, x, y in zip(p.sym[r[i]].tolist(), _prices(d.price_pivot[i]), _prices(d.price_previous[i]),
-                                         d.rsi_pivot[i].tolist(), d.rsi_previous[i].tolist())]
-
+    words = {"kind": "bullish", "price_low": "lower low", "rsi_low": "higher low"} if side > 0 else \
+        {"kind": "bearish", "price_low": "higher high", "rsi_low": "lower high"}
+    message = Message("{symbol}: {kind} RSI divergence, price made a {price_low} {price:price} vs {price_before:price} "
+                      "while RSI made a {rsi_low} {rsi:.0f} vs {rsi_before:.0f}",
+                      lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "price": d.price_pivot[i],
+                                             "price_before": d.price_previous[i], "rsi": d.rsi_pivot[i],
+                                             "rsi_before": d.rsi_previous[i]})
     return Hits(r, factors, conf, message)
 
 
@@ -262,16 +235,12 @@ def _level(p: Panel, name: str, side: int) -> Hits:
                    "volume": p.volume_pts(r, 10), "trend": p.trend_pts(r, side, 10)}
         conf = _confidence(t >= 3, factors["trend"] > 0, factors[turn] >= 5)
     what = "support" if name.startswith("support") else "resistance"
-
-    def message(i=slice(None)) -> list[str]:
-        ri = r[i]
-        if name.endswith("break"):
-            return [f"{s} broke {what} {x} ({n} touches), closing at {c}{v}" for s, x, n, c, v in
-                    zip(p.sym[ri].tolist(), _prices(lvl[i]), t[i].tolist(), _prices(p.c[ri]), _volumes(p.ind["volume_ratio"][ri]))]
-        verb = "bounced off" if what == "support" else "was rejected at"
-        return [f"{s} {verb} {what} {x} ({n} touches), closing at {c}"
-                for s, x, n, c in zip(p.sym[ri].tolist(), _prices(lvl[i]), t[i].tolist(), _prices(p.c[ri]))]
-
+    verb = "broke" if name.endswith("break") else "bounced off" if what == "support" else "was rejected at"
+    vr = p.ind["volume_ratio"]
+    message = Message("{symbol} {verb} {what} {level:price} ({touches:.0f} touches), closing at {close:price}"
+                      + ("[ on {vr:.1f}× volume]" if name.endswith("break") else ""),
+                      lambda i=slice(None): {"symbol": p.sym[r[i]], "verb": verb, "what": what, "level": lvl[i],
+                                             "touches": t[i], "close": p.c[r[i]], "vr": vr[r[i]]})
     return Hits(r, factors, conf, message)
 
 
@@ -286,14 +255,10 @@ def _gap(p: Panel, side: int) -> Hits:
     factors = {"base": np.full(len(r), 40.0), "size": 25 * size, "hold": 20.0 * hold, "volume": p.volume_pts(r, 15)}
     conf = _confidence(hold, follow, p.ind["volume_ratio"][r] >= 1.5)
     word = "up" if side > 0 else "down"
-
-    def message(i=slice(None)) -> list[str]:
-        ri = r[i]
-        return [f"{s} gapped {word} {abs(g):.1f}%{f' ({a:.1f} ATR)' if a == a else ''} to {o} from {pc}, "
-                f"{'holding the gap' if h else 'filling the gap'}"
-                for s, g, a, o, pc, h in zip(p.sym[ri].tolist(), pct[i].tolist(), atr_x[i].tolist(), _prices(p.o[ri]),
-                                             _prices(prev[i]), hold[i].tolist())]
-
+    message = Message("{symbol} gapped {word} {pct:.1f}%[ ({atr:.1f} ATR)] to {open:price} from {prev:price}, "
+                      "{hold?holding the gap|filling the gap}",
+                      lambda i=slice(None): {"symbol": p.sym[r[i]], "word": word, "pct": np.abs(pct[i]), "atr": atr_x[i],
+                                             "open": p.o[r[i]], "prev": prev[i], "hold": hold[i]})
     return Hits(r, factors, conf, message)
 
 
@@ -395,23 +360,13 @@ def opportunity_table(p: Panel, parts: list[tuple[Detector, Hits]], explain: boo
     direction = np.concatenate([
         np.full(len(h.rows), sides.index(d.direction), np.int32) if h.direction is None
         else _side_codes(np.asarray(h.direction, object)) for d, h in parts])
-    scores, points, messages = [], [], []
+    scores, messages, factors = [], [], []
     for _, h in parts:
         pts = np.round(np.column_stack([h.factors[f] for f in h.factors]).astype(np.float64), 2)
         scores.append(np.round(pts.sum(axis=1), 2))
-        points.append(pts)
         if explain:
-            messages += h.message()
-    factors = []
-    if explain:  # {"factor": points, ...} per row; every number cast to text in one call
-        text = pc.cast(pa.array(np.concatenate([pts.T.ravel() for pts in points])), pa.string())
-        at = 0
-        for (_, h), pts in zip(parts, points):
-            pieces = []
-            for i, f in enumerate(h.factors):
-                pieces += [pa.scalar(("{" if i == 0 else ", ") + f'"{f}": '), text.slice(at, len(pts))]
-                at += len(pts)
-            factors.append(pc.binary_join_element_wise(*pieces, pa.scalar("}"), ""))
+            messages.append(h.message.parts())
+            factors.append((list(h.factors), pts))  # {"factor": points, ...} per row
     order = np.lexsort((kind, rows))
     take = pa.array(order)
     r = rows[order]
@@ -429,9 +384,8 @@ def opportunity_table(p: Panel, parts: list[tuple[Detector, Hits]], explain: boo
         labels(direction[order], sides),
         pa.array(np.concatenate(scores)[order]),
         pa.array(np.round(np.concatenate([h.confidence for _, h in parts]), 3)[order]),
-        pa.array(messages, pa.string()).take(take) if explain else pa.nulls(n, pa.string()),
-        pa.concat_arrays([a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in factors]).take(take)
-        if explain else pa.nulls(n, pa.string()),
+        render_all(messages).take(take) if explain else pa.nulls(n, pa.string()),
+        factor_json_all(factors).take(take) if explain else pa.nulls(n, pa.string()),
         labels(np.zeros(n, np.int32), [p.interval]),
         pa.array(p.c[r]),
         sector,

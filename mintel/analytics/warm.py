@@ -1,6 +1,6 @@
 """Compile the analytics' numba kernels ahead of use: ``python -m mintel.analytics.warm``.
 
-The kernels (``_stream_kernel``, ``_panel_kernel``) compile on first call, ~10 s of CPU, then load from
+The kernels (``_stream_kernel``, ``_panel_kernel``, ``_text_kernel``) compile on first call, ~10 s of CPU, then load from
 numba's on-disk cache (``__pycache__`` beside them) in milliseconds. ``make install`` runs this once,
 so an ingestion process, a dashboard kernel or a test never pays the compile in the middle of its
 work. The calls go through the live engine on a small simulated market, intraday and daily, so the
@@ -20,6 +20,8 @@ def warm() -> float:
     from mintel.providers.sim import SimClock, SimMarket
 
     t0 = time.perf_counter()
+    from mintel.analytics import _text_kernel  # noqa: F401  (compiles on import: its signatures are declared)
+
     universe = pd.DataFrame({"symbol": ["WARM1", "WARM2", "WARM3"], "name": "", "sector": "Warm-up"})
     market = SimMarket(universe, seed=1, clock=SimClock("NSE", "2026-11-23"))
     market.clock.advance(375 + 120)

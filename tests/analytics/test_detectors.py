@@ -319,16 +319,3 @@ def test_params_change_thresholds():
     assert detect(e, "volume_spike").empty
     assert len(detect(e, "volume_spike", params=DetectorParams(spike_ratio=2.0))) >= 1
     assert DetectorParams().history_bars() >= 253
-
-
-def test_prices_in_messages_read_as_the_format_spec_writes_them():
-    # _prices skips the thousands separator where none can appear; the text must stay the f-string's,
-    # including the values that round up to 1,000.00 and those that are not numbers.
-    from mintel.analytics.detectors import _prices
-
-    rng = np.random.default_rng(7)
-    x = np.concatenate([rng.lognormal(5, 2, 20_000) * rng.choice([-1, 1], 20_000),
-                        [999.985, 999.99, 999.994999, 999.995, 999.9950000001, 1000.0, -999.995, 0.0, -0.0,
-                         np.nan, np.inf, -np.inf]])
-    assert _prices(x) == [f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}" for v in x.tolist()]
-    assert _prices(np.array([812.349, 2950.4])) == ["812.35", "2,950"]
