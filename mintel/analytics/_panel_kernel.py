@@ -1,5 +1,5 @@
 """Compiled loops of the live panel (numba): reads of the window's ring that numpy can only do by
-first copying every row's slots out.
+first copying every row's slots out, and the choice of each row's strongest support / resistance.
 
 Each walks one row at a time from its newest slot and stops at the first (``count``) flag it finds.
 Each has one signature, for any array layout ('A'), so no call compiles a variant of its own.
@@ -54,3 +54,30 @@ def recent_flagged_bits(bits, price, rows, first, stop, count):
             found += 1
             a += 1
     return out
+
+
+@njit("Tuple((int64[:], float64[:]))(float64[:, :], boolean[:, :], float64[:], float64[:], int64)", cache=True, nogil=True)
+def strongest_levels(levels, ok, tol, close, min_touches):
+    """Per row i: (touches, level) of the strongest of its ``levels[i, j]`` passing ``ok[i, j]``: the most
+    touches (levels within ``tol[i]`` of it, itself included; ``min_touches`` or more), then the nearest
+    to ``close[i]``, then the first (most recent); (0, NaN) when none qualifies."""
+    n, m = levels.shape
+    best_t = np.zeros(n, np.int64)
+    best_l = np.full(n, np.nan)
+    for i in range(n):
+        bt, bd = 0, np.inf
+        for j in range(m):
+            if not ok[i, j]:
+                continue
+            lvl = levels[i, j]
+            t = 0
+            for k in range(m):
+                if abs(levels[i, k] - lvl) <= tol[i]:
+                    t += 1
+            if t < min_touches:
+                continue
+            d = abs(close[i] - lvl)
+            if t > bt or (t == bt and d < bd):
+                bt, bd = t, d
+                best_t[i], best_l[i] = t, lvl
+    return best_t, best_l

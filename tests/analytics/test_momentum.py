@@ -139,10 +139,7 @@ def _strongest_level_one_level_at_a_time(levels, rows, test, tol, close, min_tou
     return rows[found], best_l[found], best_t[found]
 
 
-@pytest.mark.parametrize("chunk", [None, 7])
-def test_strongest_level_picks_most_touches_then_nearest_then_most_recent(chunk, monkeypatch):
-    if chunk:  # rows in several chunks
-        monkeypatch.setattr(mo, "_LEVEL_CELLS", chunk * 64)
+def test_strongest_level_picks_most_touches_then_nearest_then_most_recent():
     rng = np.random.default_rng(3)
     n, count = 400, 8
     o, c = rng.uniform(95, 105, n), rng.uniform(95, 105, n)
