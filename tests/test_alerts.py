@@ -170,6 +170,32 @@ def test_cooldown_survives_a_restart(lake, tmp_path):
         assert len(engine.on_cycle(opps(("AAA", "breakout", 80)), now=T0 + pd.Timedelta(minutes=16))) == 1
 
 
+def test_unrecorded_opportunities_are_those_whose_alerts_a_stopped_run_never_recorded(lake, tmp_path):
+    # the run before: AAA breakout alerted for bar T0; BBB gap_up alerted 10 minutes before the next bar
+    # (so the cooldown held BBB's next one back); CCC breakout alerted an hour before
+    bar = T0 + pd.Timedelta(minutes=10)
+    with AlertEngine(cfg(min_score=70, cooldown_s=900), lake, [FileSink(tmp_path / "a.jsonl")]) as engine:
+        engine.on_cycle(opps(("AAA", "breakout", 80), ("BBB", "gap_up", 80), ("CCC", "breakout", 80))
+                        .assign(ts=[bar, T0, T0 - pd.Timedelta(hours=1)]),
+                        now=T0 - pd.Timedelta(hours=1))
+    fresh = AlertEngine(cfg(min_score=70, cooldown_s=900), lake, [FileSink(tmp_path / "a.jsonl")])
+    last_cycle = opps(("AAA", "breakout", 80), ("BBB", "gap_up", 80), ("CCC", "breakout", 80), ("DDD", "golden_cross", 60),
+                      ("EEE", "macd_cross_up", 75)).assign(ts=bar, detected_at=bar + pd.Timedelta(seconds=5))
+    # the alerts above were all raised an hour before; move BBB's to within the cooldown of the new detection
+    a = lake.read("alerts")
+    lake.append("alerts", a[a["symbol"] == "BBB"].assign(ts=bar - pd.Timedelta(minutes=10)))
+    got = fresh.unrecorded(last_cycle)
+    # AAA: recorded for this bar; BBB: held back by its cooldown; DDD: below min_score; CCC (an hour ago), EEE: pending
+    assert sorted(got["symbol"]) == ["CCC", "EEE"]
+    assert fresh.unrecorded(last_cycle.iloc[:0]).empty
+    # raised again as their own cycle, they are recorded, and a second restart finds nothing left
+    fresh.on_cycle(got, now=bar + pd.Timedelta(minutes=1))
+    fresh.close()
+    again = AlertEngine(cfg(min_score=70, cooldown_s=900), lake, [FileSink(tmp_path / "a.jsonl")])
+    assert again.unrecorded(last_cycle).empty
+    again.close()
+
+
 def test_provider_outage_and_recovery(lake, tmp_path):
     engine = AlertEngine(cfg(cooldown_s=900, outage_min_requests=5, outage_error_rate=0.5), lake,
                          [FileSink(tmp_path / "a.jsonl")])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mintel import schema
@@ -196,16 +197,51 @@ class AlertEngine:
 
     # ---------------------------------------------------------------- rules
 
+    def unrecorded(self, opportunities: pd.DataFrame) -> pd.DataFrame:
+        """The ``opportunities`` that qualify for an alert (score, kinds) with no alert on record: none for
+        their (bar ts, symbol, kind), and none for their (symbol, kind) raised within the cooldown before
+        they were detected (that one held them back; the cooldown runs on the alerts' clock, as
+        ``detected_at``). On a restart, those of the last cycle are the ones whose alerts the stopped run
+        may never have raised, or raised without recording: raising them again makes the alerts at least
+        once (a kill between raising and recording repeats some)."""
+        if opportunities is None or not len(opportunities):
+            return schema.empty_frame("opportunities")
+        qualify = opportunities[self._wanted(opportunities)].reset_index(drop=True)
+        if qualify.empty:
+            return qualify
+        cooldown = pd.Timedelta(seconds=self.cfg.cooldown_s)
+        when = pd.to_datetime(qualify["detected_at"], utc=True) if "detected_at" in qualify else qualify["ts"]
+        when = when.fillna(qualify["ts"])
+        records = self.lake.read("alerts", start=min(when.min(), qualify["ts"].min()) - cooldown - pd.Timedelta(days=1))
+        records = records[records["symbol"].notna()]
+        bars = [_detail(d).get("bar_ts") for d in records["detail"]]
+        done = {(pd.Timestamp(bar), sym, kind) for sym, kind, bar in zip(records["symbol"], records["kind"], bars) if bar}
+        latest = records.groupby(["symbol", "kind"])["ts"].max().to_dict() if len(records) else {}
+
+        def held(w, s, k) -> bool:
+            last = latest.get((s, k))
+            return last is not None and last >= w - cooldown
+
+        keep = [(t, s, k) not in done and not held(w, s, k)
+                for t, w, s, k in zip(qualify["ts"], when, qualify["symbol"], qualify["kind"])]
+        return qualify[keep].reset_index(drop=True)
+
+    def _wanted(self, opps: pd.DataFrame) -> np.ndarray:
+        """The opportunities the rules alert on (min score or an always-kind; the kinds asked for)."""
+        score = pd.to_numeric(opps["score"], errors="coerce")
+        kind = opps["kind"].astype(str)
+        want = (score >= self.cfg.min_score) | kind.isin(self.cfg.always_kinds)
+        if self.cfg.kinds is not None:
+            want &= kind.isin(self.cfg.kinds)
+        return want.to_numpy()
+
     def _from_opportunities(self, opps: pd.DataFrame | None, now: pd.Timestamp) -> tuple[list[Alert], list[Alert]]:
         if opps is None or not len(opps):
             return [], []
         cfg = self.cfg
+        want = self._wanted(opps)
         score = pd.to_numeric(opps["score"], errors="coerce")
-        kind = opps["kind"].astype(str)
-        want = (score >= cfg.min_score) | kind.isin(cfg.always_kinds)
-        if cfg.kinds is not None:
-            want &= kind.isin(cfg.kinds)
-        chosen = opps[want.to_numpy()].assign(_score=score[want].fillna(-math.inf))
+        chosen = opps[want].assign(_score=score[want].fillna(-math.inf).to_numpy())
         # One alert per (symbol, kind) and cycle: the best scoring.
         chosen = chosen.sort_values("_score", ascending=False, kind="stable").drop_duplicates(["symbol", "kind"])
         admitted = []

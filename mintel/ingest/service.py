@@ -61,7 +61,7 @@ class IngestService:
         self.settings = settings
         self.alerts = alerts  # mintel.alerts.AlertEngine: this cycle's opportunities and outages become alerts
         self._announced = None  # the cycle output whose opportunities the current cycle announced
-        self._unalerted = None  # opportunities restored on start (the last run stopped before its alerts)
+        self._unalerted = None  # the last cycle's opportunities without an alert on record, found on start
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="mintel-lake-writer")  # see process()
         self.now_fn = now_fn or (lambda: pd.Timestamp.now(tz="UTC"))
         self.exchange = str(universe["exchange"].mode().iloc[0]) if "exchange" in universe and len(universe) else "NSE"
@@ -105,26 +105,44 @@ class IngestService:
         prior = recent[recent["ts"] < last_ts] if len(recent) else recent
         self.engine = LiveEngine.from_history(history[~last], self.universe, self.interval, recent=prior,
                                               cooldown=self.settings.cooldown)
-        if last.any():
-            self._restore_last_cycle(history[last], recent, last_ts)
+        restored = self._restore_last_cycle(history[last], recent, last_ts) if last.any() else None
+        if self.alerts is not None:
+            self._realert(last_ts, [recent[recent["ts"] == last_ts] if len(recent) else None, restored])
         if self.clock is not None and hasattr(self.clock, "advance_to"):
             self.clock.advance_to(self.next_ts)
         log.info("resuming after %s (%d symbols, %d bars of history)", last_ts, len(latest), len(history))
 
-    def _restore_last_cycle(self, bars: pd.DataFrame, recent: pd.DataFrame, last_ts: pd.Timestamp) -> None:
+    def _restore_last_cycle(self, bars: pd.DataFrame, recent: pd.DataFrame, last_ts: pd.Timestamp) -> pd.DataFrame | None:
+        """The last cycle's bars through the engine again: writes the opportunities the lake lacks (returned)
+        and the snapshot."""
         out = self.engine.update(bars, pd.Timestamp.now(tz="UTC"))
         self.last_output = out
         table = out.opportunities_table
+        restored = None
         if table.num_rows:
             have = set(zip(recent["ts"], recent["symbol"], recent["kind"])) if len(recent) else set()
             new = out.opportunities
             keep = [(t, s, k) not in have for t, s, k in zip(new["ts"], new["symbol"], new["kind"])]
             if any(keep):
                 self.lake.append("opportunities", table.filter(pa.array(keep)))
-                self._unalerted = new[keep].reset_index(drop=True)  # their alerts were never raised either
+                restored = new[keep].reset_index(drop=True)
                 log.warning("restored %d opportunities of the cycle at %s (the last run stopped before writing them)",
                             sum(keep), last_ts)
         self.lake.write_snapshot(out.snapshot_table)
+        return restored
+
+    def _realert(self, last_ts: pd.Timestamp, parts: list[pd.DataFrame | None]) -> None:
+        """The last cycle's opportunities that qualify for an alert without one on record go to the alerts
+        again, as their own cycle before the first new one (so the cooldown and the per-cycle cap apply
+        as in an uninterrupted run): the last run stopped before raising or recording them."""
+        parts = [p for p in parts if p is not None and len(p)]
+        if not parts:
+            return
+        pending = self.alerts.unrecorded(pd.concat(parts, ignore_index=True))
+        if len(pending):
+            self._unalerted = pending
+            log.warning("%d opportunities of the cycle at %s have no alert on record (the last run stopped before "
+                        "raising or recording them): alerting them again", len(pending), last_ts)
 
     async def cycle(self) -> CycleReport:
         t0 = time.perf_counter()

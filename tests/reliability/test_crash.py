@@ -184,6 +184,32 @@ def test_a_kill_after_the_bars_before_the_opportunities_loses_no_opportunity(tmp
     assert {key for key in _alerted(lake) if key[0] == bar_ts[k - 1]} == {key for key in alerts if key[0] == bar_ts[k - 1]}
 
 
+def test_a_kill_after_the_opportunities_before_their_alerts_loses_no_alert(tmp_path):
+    """The cycle's opportunities are in the lake, its alerts were never raised: the restart finds them
+    without an alert on record and raises them, so the cycle's alerts end as an uninterrupted run's."""
+    cycles = 40
+    ref = tmp_path / "ref" / "lake"
+    ref.parent.mkdir()
+    assert _ingest(ref, cycles).returncode == 0
+    bar_ts = sorted(Lake(ref).read_bars(None, interval="1m")["ts"].unique())
+    alerts = _alerted(ref)
+    # One opportunities file per cycle that announced any: the j-th is the j-th such bar's.
+    announced = sorted(Lake(ref).read("opportunities")["ts"].unique())
+    j = next(i for i, t in enumerate(announced, 1) if i >= 10 and any(key[0] == t for key in alerts))
+    bar = announced[j - 1]
+    lake = tmp_path / "crash" / "lake"
+    lake.parent.mkdir()
+    killed = _ingest(lake, cycles, crash_at=f"append.renamed/opportunities:{j}")
+    assert killed.returncode == -9, killed.stderr[-1000:]
+    assert Lake(lake).read("opportunities")["ts"].max() == bar
+    assert not any(key[0] == bar for key in _alerted(lake))  # never raised
+    done = _ingest(lake, cycles - bar_ts.index(bar) - 1)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert "no alert on record" in done.stderr
+    assert {key for key in _alerted(lake) if key[0] == bar} == {key for key in alerts if key[0] == bar}
+    assert _keys(lake) == _keys(ref)
+
+
 def _alerted(lake) -> set[tuple]:
     a = Lake(lake).read("alerts")
     a = a[a["symbol"].notna()]
