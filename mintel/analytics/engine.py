@@ -12,6 +12,7 @@ ingestion service writes what it returns.
 
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 
 import numpy as np
@@ -210,10 +211,15 @@ def _join_kinds(n: int, rows: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     start = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     masks = np.bitwise_or.reduceat(_KIND_BIT[kinds], start)
     distinct, which = np.unique(masks, return_inverse=True)
-    text = np.array([",".join(_KIND_NAMES[[(int(m) >> i) & 1 == 1 for i in range(len(_KIND_NAMES))]]) for m in distinct.tolist()],
-                    dtype=object)
+    text = np.array([_mask_text(m) for m in distinct.tolist()], dtype=object)
     out[rows[start]] = text[which]
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _mask_text(mask: int) -> str:
+    """The kinds of a bit mask joined by name (the same few hundred masks come back every cycle)."""
+    return ",".join(_KIND_NAMES[[(mask >> i) & 1 == 1 for i in range(len(_KIND_NAMES))]])
 
 
 def _new_rows(panel: LivePanel, parts: list[tuple], origin: np.ndarray, keep: np.ndarray, now) -> pd.DataFrame:
