@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mintel.analytics.indicators import to_utc_ns
+from mintel.analytics.keys import to_utc_ns
 from mintel.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class SignalLab:
     @property
     def tz_name(self) -> str:
         """The exchange time zone sessions are cut in (intraday indicators such as VWAP)."""
-        from mintel.analytics.indicators import DEFAULT_TZ
+        from mintel.analytics.keys import DEFAULT_TZ
 
         return self.tz or DEFAULT_TZ
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mintel.analytics.breadth import Breadth, market_breadth
-from mintel.analytics.indicators import is_intraday
+from mintel.analytics.keys import is_intraday
 from mintel.analytics.scan import DEFAULT_LOOKBACK, enrich, load_bars, opportunities, scan, volume_analysis
 from mintel.errors import DataError
 from mintel.lake import Lake

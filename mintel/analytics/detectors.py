@@ -19,7 +19,8 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators, is_intraday
+from mintel.analytics.indicators import compute_indicators
+from mintel.analytics.keys import DEFAULT_TZ, is_intraday
 from mintel.analytics.messages import Message, factor_json_all, render_all
 from mintel.analytics.panel import NEEDED, Panel, _unit
 from mintel.errors import DataError

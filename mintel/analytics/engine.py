@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from mintel import schema
 from mintel.analytics.detectors import DETECTORS, DetectorParams, _side_codes, detect, opportunity_table
-from mintel.analytics.indicators import DEFAULT_TZ, Positions, compute_indicators
+from mintel.analytics.indicators import compute_indicators
+from mintel.analytics.keys import DEFAULT_TZ, Positions
 from mintel.analytics.live import LiveState
 from mintel.analytics.live_panel import LivePanel
 from mintel.analytics.scoring import FACTORS, Coded, Cooldown, ScoreWeights, factor_points, factor_values, panel_factors

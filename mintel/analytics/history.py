@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mintel import schema
-from mintel.analytics.indicators import DEFAULT_TZ, is_intraday
+from mintel.analytics.keys import DEFAULT_TZ, is_intraday
 from mintel.analytics.scan import enrich
 from mintel.errors import DataError
 from mintel.lake import Lake, layout

@@ -23,7 +23,6 @@ Conventions shared by both engines:
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,12 +30,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mintel.analytics.intraday import session_grid, volume_ratio, volume_ratio_grid, vwap, vwap_grid
+from mintel.analytics.keys import DEFAULT_TZ, is_intraday, session_and_minute, to_utc_ns
 from mintel.errors import DataError
 from mintel.schema import INDICATORS
 
-DEFAULT_TZ = "Asia/Kolkata"
-NS_PER_MINUTE = 60_000_000_000
-NS_PER_DAY = 1440 * NS_PER_MINUTE
+_NAT = np.iinfo(np.int64).min  # NaT as int64
+
 
 
 @dataclass(frozen=True)
@@ -102,107 +102,6 @@ def output_columns(extra=()) -> tuple[str, ...]:
     if unknown:
         raise DataError(f"extra={unknown}: unknown extra indicator (known: {', '.join(EXTRA_OUTPUTS)})")
     return INDICATORS + tuple(e for e in EXTRA_OUTPUTS if e in extra)
-
-
-_INTERVAL = re.compile(r"^(\d+)\s*(s|m|min|h|d|wk|w|mo|y)$")
-
-
-def is_intraday(interval: str) -> bool:
-    """True for bars shorter than a day (``1m``, ``5m``, ``1h``); False for ``1d``, ``1wk``, ``1mo``."""
-    m = _INTERVAL.match(str(interval).strip().lower())
-    if not m:
-        raise DataError(f"interval {interval!r}: not understood (expected e.g. 1m, 5m, 1h, 1d, 1wk)")
-    return m.group(2) in ("s", "m", "min", "h")
-
-
-def to_utc_ns(ts) -> np.ndarray:
-    """Timestamps (array-like, naive = UTC) as int64 nanoseconds since the epoch, UTC."""
-    idx = pd.DatetimeIndex(ts)
-    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
-    return idx.as_unit("ns").asi8
-
-
-def index_of(index: pd.Index, names) -> np.ndarray:
-    """Positions of ``names`` in the object-dtype ``index`` (-1 where absent).
-
-    Given a bare array, pandas infers the target's dtype on every call (object strings become its
-    Arrow string dtype and back), which costs ~3 ms for 5000 symbols; an object Index skips that (~0.4 ms).
-    """
-    if not isinstance(names, pd.Index) or names.dtype != object:
-        names = pd.Index(np.asarray(names, dtype=object), dtype=object)
-    return index.get_indexer(names)
-
-
-def object_index(*parts) -> pd.Index:
-    """The values of ``parts`` (arrays or indexes) in order, as an object-dtype Index.
-
-    ``Index.append`` infers pandas' str dtype for strings, and lookups in such an index pay the
-    conversion ``index_of`` avoids; the symbol indexes that grow as symbols arrive stay object.
-    """
-    return pd.Index(np.concatenate([np.asarray(p, dtype=object) for p in parts]) if parts else [], dtype=object)
-
-
-class Positions:
-    """``index_of`` that remembers its last answer: live cycles ask for the same symbols, in the same
-    order, of the same index every time, and comparing them (~0.2 ms for 5000) is cheaper than a lookup."""
-
-    def __init__(self) -> None:
-        self._last: tuple[pd.Index, np.ndarray, np.ndarray] | None = None
-
-    def __call__(self, index: pd.Index, names) -> np.ndarray:
-        names = np.asarray(names, dtype=object)
-        last = self._last
-        if last is not None and last[0] is index and len(last[1]) == len(names) and (last[1] == names).all():
-            return last[2].copy()
-        rows = index_of(index, names)
-        self._last = index, names.copy(), rows.copy()
-        return rows
-
-
-def session_and_minute(ts_ns: np.ndarray, tz: str = DEFAULT_TZ) -> tuple[np.ndarray, np.ndarray]:
-    """(session, minute of day) of UTC nanosecond timestamps in the exchange's time zone.
-
-    The session is the local calendar day (days since 1970-01-01); the minute is minutes since local
-    midnight, so the same bar time on different days shares it.
-    """
-    local = local_ns(np.asarray(ts_ns, dtype=np.int64), tz)
-    day = local // NS_PER_DAY
-    return day, (local - day * NS_PER_DAY) // NS_PER_MINUTE
-
-
-_QUARTER_HOUR = 15 * NS_PER_MINUTE
-_NAT = np.iinfo(np.int64).min  # NaT as int64
-
-
-def local_ns(ts_ns: np.ndarray, tz: str) -> np.ndarray:
-    """Wall-clock time in ``tz`` of UTC nanosecond timestamps, as nanoseconds.
-
-    Offsets are looked up on a quarter-hour grid (time-zone changes happen on quarter hours in UTC),
-    which is ~5x faster than converting every timestamp; the rows of a quarter hour with a change
-    in it are converted exactly.
-    """
-    if ts_ns.size == 0:
-        return ts_ns.copy()
-    if (ts_ns == _NAT).any():
-        raise DataError("ts: missing timestamps (NaT) cannot be placed in a session")
-
-    def convert(values: np.ndarray) -> np.ndarray:
-        return pd.DatetimeIndex(values.view("M8[ns]"), tz="UTC").tz_convert(tz).tz_localize(None).asi8
-
-    lo = int(ts_ns.min()) // _QUARTER_HOUR * _QUARTER_HOUR
-    cells = (int(ts_ns.max()) - lo) // _QUARTER_HOUR + 2
-    if cells > 4 * ts_ns.size + 1000:  # sparse over a long span: converting each is cheaper
-        return convert(ts_ns)
-    grid = lo + _QUARTER_HOUR * np.arange(cells, dtype=np.int64)
-    offset = convert(grid) - grid
-    if (offset == offset[0]).all():
-        return ts_ns + offset[0]
-    cell = (ts_ns - lo) // _QUARTER_HOUR
-    local = ts_ns + offset[cell]
-    changing = np.flatnonzero((offset[:-1] != offset[1:])[cell])
-    if changing.size:
-        local[changing] = convert(ts_ns[changing])
-    return local
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -277,10 +176,10 @@ def compute_indicators(
     if intraday and m:
         window = SPECS["volume_ratio"].params["window"]
         ts_used = ts_ns if keep is None else ts_ns[keep]
-        grid = _session_grid(starts, ends, ts_used, tz) if session is None else None
+        grid = session_grid(starts, ends, ts_used, tz) if session is None else None
         if grid is not None:  # every symbol has the same sessions of the same minutes: (symbol, session, minute) arrays
-            _vwap_grid(out[row["vwap"]], high, low, close, volume, grid, scratch=vr)
-            _volume_ratio_grid(vr, volume, grid, window)
+            vwap_grid(out[row["vwap"]], high, low, close, volume, grid, scratch=vr)
+            volume_ratio_grid(vr, volume, grid, window)
         else:
             skey, minute = session_and_minute(ts_used, tz)
             if session is not None:
@@ -288,9 +187,9 @@ def compute_indicators(
                 skey = skey if keep is None else skey[keep]
             if group is None:
                 group = np.repeat(np.arange(len(starts)), ends - starts)
-            out[row["vwap"]] = _vwap(high, low, close, volume, group, skey)
+            out[row["vwap"]] = vwap(high, low, close, volume, group, skey)
             if ((group[1:] == group[:-1]) & (skey[1:] != skey[:-1])).any():
-                vr[:] = _volume_ratio_intraday(volume, group, minute, window)
+                vr[:] = volume_ratio(volume, group, minute, window)
             else:  # every symbol within its first session: no same-minute history yet
                 vr[:] = np.nan
     else:
@@ -465,138 +364,6 @@ def _talib_c():
     if any(lookback[name] != SPECS[name].warmup for name in lookback):  # pragma: no cover
         return None
     return types.SimpleNamespace(**funcs)
-
-
-def _vwap(high, low, close, volume, group, skey) -> np.ndarray:
-    """Cumulative typical price x volume / cumulative volume within each (symbol, session)."""
-    m = len(close)
-    starts = np.flatnonzero(np.r_[True, (group[1:] != group[:-1]) | (skey[1:] != skey[:-1])])
-    cum_pv, cum_v = _run_cumsums(starts, m, (high + low + close) / 3.0 * volume, volume)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(cum_v > 0, cum_pv / cum_v, np.nan)
-
-
-def _volume_ratio_intraday(volume, group, minute, window: int) -> np.ndarray:
-    """volume / mean volume of the same (symbol, minute of day) over its previous up-to-``window`` bars."""
-    m = len(volume)
-    key = group.astype(np.int64) * 1440 + minute
-    order = np.argsort(key, kind="stable")  # time order within each (symbol, minute); fast on sorted runs
-    k = key[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    if len(starts) == m:  # no minute seen twice by a symbol: no history yet
-        return np.full(m, np.nan)
-    # Grid with one column per (symbol, minute) and one row per occurrence, so that the shifted
-    # additions below run over long contiguous rows.
-    lengths = np.diff(np.r_[starts, m])
-    width = int(lengths.max())
-    runs = len(starts)
-    flat = (np.arange(m) - np.repeat(starts, lengths)) * runs + np.repeat(np.arange(runs), lengths)
-    grid = np.zeros(width * runs)
-    grid[flat] = volume[order]
-    grid = grid.reshape(width, runs)
-    total = np.zeros_like(grid)
-    for j in range(1, min(window, width - 1) + 1):
-        total[j:] += grid[:-j]  # the j-th previous bar, added most recent first
-    count = np.minimum(np.arange(width), window).astype(np.float64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = total / count
-        ratio = np.where(mean > 0, grid / mean, np.nan)  # mean is NaN where count is 0
-    out = np.empty(m)
-    out[order] = ratio.reshape(-1)[flat]
-    return out
-
-
-def _session_grid(starts, ends, ts, tz: str) -> tuple[int, int, int] | None:
-    """(symbols, sessions, minutes) when the usable rows (sorted by symbol, ts) are every symbol's same
-    sessions (local calendar days), each of the same distinct minutes of the day in the same order, so
-    (symbol, session, minute) is a reshape; else None. The common case of a clean universe: VWAP and the
-    same-minute volume ratio then run on whole axes instead of gathered runs.
-
-    Checked on the UTC timestamps: every block has the same offsets from its first bar, one UTC offset
-    throughout (no DST change) and the same local start time, so the minutes of the day are the first
-    block's everywhere; a block lies within one local day and consecutive blocks of a symbol are
-    different days.
-    """
-    m, g = len(ts), len(starts)
-    if not g or m % g or int(starts[0]) != 0:
-        return None
-    t = m // g
-    if not (ends - starts == t).all():
-        return None
-    day0, minute0 = session_and_minute(ts[:t], tz)
-    first = np.flatnonzero(day0[1:] != day0[0])
-    length = int(first[0]) + 1 if len(first) else t
-    if t % length or len(np.unique(minute0[:length])) != length:
-        return None
-    s = t // length
-    blocks = ts.reshape(g * s, length)
-    if not (blocks - blocks[:, :1] == blocks[0] - blocks[0, 0]).all():
-        return None
-    edges = np.ascontiguousarray(blocks[:, [0, -1]])
-    local = local_ns(edges.reshape(-1), tz).reshape(-1, 2)
-    if not (local - edges == local[0, 0] - edges[0, 0]).all():
-        return None
-    day = local // NS_PER_DAY
-    if not ((day[:, 0] == day[:, 1]).all() and (local[:, 0] - day[:, 0] * NS_PER_DAY == local[0, 0] - day[0, 0] * NS_PER_DAY).all()):
-        return None
-    if s > 1 and not (np.diff(day[:, 0].reshape(g, s), axis=1) > 0).all():
-        return None
-    return g, s, length
-
-
-def _vwap_grid(out, high, low, close, volume, grid, scratch) -> None:
-    """``_vwap`` on a session grid (the same additions, in the same order), written into ``out``;
-    ``scratch``: a row of the same length it may overwrite (fresh memory costs more than the sums)."""
-    g, s, length = grid
-    pv = out
-    np.add(high, low, out=pv)
-    np.add(pv, close, out=pv)
-    np.divide(pv, 3.0, out=pv)
-    np.multiply(pv, volume, out=pv)
-    cum_pv = scratch  # (an in-place cumsum takes numpy's slow overlapping path)
-    np.cumsum(pv.reshape(g * s, length), axis=1, out=cum_pv.reshape(g * s, length))
-    cum_v = np.cumsum(volume.reshape(g * s, length), axis=1).reshape(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(cum_pv, cum_v, out=out)
-    out[~(cum_v > 0)] = np.nan
-
-
-def _volume_ratio_grid(out, volume, grid, window: int) -> None:
-    """``_volume_ratio_intraday`` on a session grid: the same minute of the previous sessions is the same
-    column of the previous rows; added most recent first, as there."""
-    g, s, length = grid
-    v = volume.reshape(g, s, length)
-    ratio = out.reshape(g, s, length)
-    ratio[:, 0] = np.nan  # no previous session
-    if s < 2:
-        return
-    total = np.zeros((g, s - 1, length))
-    for j in range(1, min(window, s - 1) + 1):
-        total[:, j - 1:] += v[:, : s - j]
-    count = np.minimum(np.arange(1, s), window).astype(np.float64)[None, :, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(total, count, out=total)
-        np.divide(v[:, 1:], total, out=ratio[:, 1:])
-    ratio[:, 1:][~(total > 0)] = np.nan
-
-
-def _run_cumsums(starts: np.ndarray, m: int, *arrays: np.ndarray) -> list[np.ndarray]:
-    """Running sums within consecutive runs of rows (sessions), added in order as the streaming engine
-    adds them. The runs are laid out as the rows of a 2-D grid, so each scan is one numpy cumsum."""
-    lengths = np.diff(np.r_[starts, m])
-    width = int(lengths.max())
-    if len(starts) * width > 4 * m + 4096:  # a few long runs among many short ones: a grouped cumsum
-        seg = np.repeat(np.arange(len(starts)), lengths)
-        return [pd.Series(a).groupby(seg).cumsum().to_numpy() for a in arrays]
-    if len(starts) * width == m:  # runs all equally long: the grid is a reshape
-        return [np.cumsum(a.reshape(-1, width), axis=1).reshape(-1) for a in arrays]
-    flat = np.repeat(np.arange(len(starts)) * width, lengths) + (np.arange(m) - np.repeat(starts, lengths))
-    sums = []
-    for a in arrays:
-        grid = np.zeros(len(starts) * width)
-        grid[flat] = a
-        sums.append(np.cumsum(grid.reshape(-1, width), axis=1).reshape(-1)[flat])
-    return sums
 
 
 def _arrow_strings(symbol: pd.Series) -> pa.Array:

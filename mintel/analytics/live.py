@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.indicators import DEFAULT_TZ, is_intraday, to_utc_ns
+from mintel.analytics.keys import DEFAULT_TZ, is_intraday, to_utc_ns
 from mintel.analytics.streaming import StreamingIndicators
 
 DAY_NS = 86_400 * 10**9

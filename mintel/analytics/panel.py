@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mintel.analytics import momentum as mo
-from mintel.analytics.indicators import to_utc_ns
+from mintel.analytics.keys import to_utc_ns
 from mintel.analytics.volume import volume_zscore
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from mintel import schema
 from mintel.analytics.breadth import market_breadth
 from mintel.analytics.detectors import DetectorParams, Panel, detect
 from mintel.analytics.filters import apply_filters, known_columns
-from mintel.analytics.indicators import DEFAULT_TZ, compute_indicators, is_intraday, session_and_minute, to_utc_ns
+from mintel.analytics.indicators import compute_indicators
+from mintel.analytics.keys import DEFAULT_TZ, is_intraday, session_and_minute, to_utc_ns
 from mintel.analytics.momentum import arrange
 from mintel.analytics.scoring import ScoreWeights, score_symbols
 from mintel.analytics.volume import VOLUME_COLUMNS, volume_frame

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mintel.analytics.detectors import DetectorParams, Panel
-from mintel.analytics.indicators import NS_PER_MINUTE, index_of, is_intraday, object_index, to_utc_ns
+from mintel.analytics.keys import NS_PER_MINUTE, index_of, is_intraday, object_index, to_utc_ns
 from mintel.errors import DataError
 
 FACTORS = ("trend", "momentum", "volume", "breakout", "rsi", "signals")

@@ -27,17 +27,9 @@ import numpy as np
 import pandas as pd
 
 from mintel.analytics import _stream_kernel as _kernel
-from mintel.analytics.indicators import (
-    DEFAULT_TZ,
-    SPECS,
-    Positions,
-    index_of,
-    is_intraday,
-    object_index,
-    output_columns,
-    session_and_minute,
-    to_utc_ns,
-)
+from mintel.analytics.indicators import SPECS, output_columns
+from mintel.analytics.keys import (DEFAULT_TZ, Positions, index_of, is_intraday, object_index, session_and_minute,
+                                  to_utc_ns)
 from mintel.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mintel.analytics.indicators import to_utc_ns
+from mintel.analytics.keys import to_utc_ns
 from mintel.analytics.momentum import Groups, arrange
 
 VOLUME_COLUMNS = ("return_pct", "volume_z", "pv_corr", "ad", "adosc", "close_location", "vs_vwap_pct", "vs_sma_20_pct")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mintel.analytics.indicators import Positions, index_of, object_index, to_utc_ns
+from mintel.analytics.keys import Positions, index_of, object_index, to_utc_ns
 
 _NAT = np.iinfo(np.int64).min
 _USABLE = ("open", "high", "low", "close", "volume")  # a bar the detectors can use has them all finite

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from mintel.analytics.indicators import DEFAULT_TZ, is_intraday
+from mintel.analytics.keys import DEFAULT_TZ, is_intraday
 from mintel.errors import DataError
 from mintel.schema import finite  # noqa: F401 - the charts' name for it (plotly shows None as blank)
 from mintel.ui.theme import DOWN, UP, plotly_template

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.indicators import is_intraday
+from mintel.analytics.keys import is_intraday
 from mintel.analytics.momentum import support_resistance
 from mintel.analytics.scan import enrich
 from mintel.ui.base import View

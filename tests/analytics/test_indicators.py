@@ -11,6 +11,7 @@ import pytest
 import talib
 
 from mintel.analytics import indicators as ind
+from mintel.analytics import intraday, keys
 from mintel.analytics.indicators import INDICATOR_SPECS, SPECS, compute_indicators, output_columns
 from mintel.errors import DataError
 from mintel.schema import INDICATORS
@@ -280,9 +281,9 @@ def test_vwap_sessions_from_a_key_or_another_time_zone():
 
 def test_local_time_across_a_daylight_saving_change():
     ts = pd.date_range("2026-03-08 05:00", "2026-03-08 08:00", freq="1min", tz="UTC")  # NY springs forward at 07:00
-    got = ind.local_ns(ind.to_utc_ns(ts), "America/New_York")
+    got = keys.local_ns(keys.to_utc_ns(ts), "America/New_York")
     assert (got == ts.tz_convert("America/New_York").tz_localize(None).as_unit("ns").asi8).all()
-    assert len(np.unique(got - ind.to_utc_ns(ts))) == 2
+    assert len(np.unique(got - keys.to_utc_ns(ts))) == 2
 
 
 # --- bad input --------------------------------------------------------------------------------------
@@ -352,7 +353,7 @@ def test_bad_arguments_raise_data_errors():
     with pytest.raises(DataError, match="'ts'"):
         compute_indicators(bars.drop(columns=["ts"]), "5m")
     assert compute_indicators(bars.drop(columns=["ts"]), "1d")["obv"].notna().all()  # daily: row order suffices
-    assert ind.is_intraday("1m") and ind.is_intraday("1h") and not ind.is_intraday("1d") and not ind.is_intraday("1wk")
+    assert keys.is_intraday("1m") and keys.is_intraday("1h") and not keys.is_intraday("1d") and not keys.is_intraday("1wk")
 
 
 @pytest.mark.parametrize("case", ["clean", "one_session", "unusable_bar", "missing_minute", "dst_change", "night_session"])
@@ -371,11 +372,11 @@ def test_session_grid_path_equals_the_general_path(case, monkeypatch):
         bars["ts"] = bars["ts"] - pd.Timedelta(days=3) + pd.Timedelta(hours=10, minutes=45)  # 14:30 UTC
     elif case == "night_session":  # 23:50-00:34 local: one run of bars spans two calendar days
         bars["ts"] = bars["ts"] + pd.Timedelta(hours=14, minutes=35)
-    grid = ind._session_grid
+    grid = intraday.session_grid
     calls = []
-    monkeypatch.setattr(ind, "_session_grid", lambda *a: calls.append(grid(*a)) or calls[-1])
+    monkeypatch.setattr(ind, "session_grid", lambda *a: calls.append(grid(*a)) or calls[-1])
     fast = compute_indicators(bars, "1m", tz)
-    monkeypatch.setattr(ind, "_session_grid", lambda *a: None)
+    monkeypatch.setattr(ind, "session_grid", lambda *a: None)
     general = compute_indicators(bars, "1m", tz)
     pd.testing.assert_frame_equal(fast, general, check_exact=True)
     assert (calls[0] is not None) == (case in ("clean", "one_session"))

@@ -1,0 +1,120 @@
+"""How bars are keyed: symbols to rows of the engines' arrays, timestamps to UTC nanoseconds and to
+local sessions and minutes of the day.
+
+Shared by the batch indicators, the streaming state, the live window and the scoring; none of it
+knows an indicator.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from mintel.errors import DataError
+
+DEFAULT_TZ = "Asia/Kolkata"
+NS_PER_MINUTE = 60_000_000_000
+NS_PER_DAY = 1440 * NS_PER_MINUTE
+
+
+_INTERVAL = re.compile(r"^(\d+)\s*(s|m|min|h|d|wk|w|mo|y)$")
+
+
+def is_intraday(interval: str) -> bool:
+    """True for bars shorter than a day (``1m``, ``5m``, ``1h``); False for ``1d``, ``1wk``, ``1mo``."""
+    m = _INTERVAL.match(str(interval).strip().lower())
+    if not m:
+        raise DataError(f"interval {interval!r}: not understood (expected e.g. 1m, 5m, 1h, 1d, 1wk)")
+    return m.group(2) in ("s", "m", "min", "h")
+
+
+def to_utc_ns(ts) -> np.ndarray:
+    """Timestamps (array-like, naive = UTC) as int64 nanoseconds since the epoch, UTC."""
+    idx = pd.DatetimeIndex(ts)
+    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+    return idx.as_unit("ns").asi8
+
+
+def index_of(index: pd.Index, names) -> np.ndarray:
+    """Positions of ``names`` in the object-dtype ``index`` (-1 where absent).
+
+    Given a bare array, pandas infers the target's dtype on every call (object strings become its
+    Arrow string dtype and back), which costs ~3 ms for 5000 symbols; an object Index skips that (~0.4 ms).
+    """
+    if not isinstance(names, pd.Index) or names.dtype != object:
+        names = pd.Index(np.asarray(names, dtype=object), dtype=object)
+    return index.get_indexer(names)
+
+
+def object_index(*parts) -> pd.Index:
+    """The values of ``parts`` (arrays or indexes) in order, as an object-dtype Index.
+
+    ``Index.append`` infers pandas' str dtype for strings, and lookups in such an index pay the
+    conversion ``index_of`` avoids; the symbol indexes that grow as symbols arrive stay object.
+    """
+    return pd.Index(np.concatenate([np.asarray(p, dtype=object) for p in parts]) if parts else [], dtype=object)
+
+
+class Positions:
+    """``index_of`` that remembers its last answer: live cycles ask for the same symbols, in the same
+    order, of the same index every time, and comparing them (~0.2 ms for 5000) is cheaper than a lookup."""
+
+    def __init__(self) -> None:
+        self._last: tuple[pd.Index, np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, index: pd.Index, names) -> np.ndarray:
+        names = np.asarray(names, dtype=object)
+        last = self._last
+        if last is not None and last[0] is index and len(last[1]) == len(names) and (last[1] == names).all():
+            return last[2].copy()
+        rows = index_of(index, names)
+        self._last = index, names.copy(), rows.copy()
+        return rows
+
+
+def session_and_minute(ts_ns: np.ndarray, tz: str = DEFAULT_TZ) -> tuple[np.ndarray, np.ndarray]:
+    """(session, minute of day) of UTC nanosecond timestamps in the exchange's time zone.
+
+    The session is the local calendar day (days since 1970-01-01); the minute is minutes since local
+    midnight, so the same bar time on different days shares it.
+    """
+    local = local_ns(np.asarray(ts_ns, dtype=np.int64), tz)
+    day = local // NS_PER_DAY
+    return day, (local - day * NS_PER_DAY) // NS_PER_MINUTE
+
+
+_QUARTER_HOUR = 15 * NS_PER_MINUTE
+_NAT = np.iinfo(np.int64).min  # NaT as int64
+
+
+def local_ns(ts_ns: np.ndarray, tz: str) -> np.ndarray:
+    """Wall-clock time in ``tz`` of UTC nanosecond timestamps, as nanoseconds.
+
+    Offsets are looked up on a quarter-hour grid (time-zone changes happen on quarter hours in UTC),
+    which is ~5x faster than converting every timestamp; the rows of a quarter hour with a change
+    in it are converted exactly.
+    """
+    if ts_ns.size == 0:
+        return ts_ns.copy()
+    if (ts_ns == _NAT).any():
+        raise DataError("ts: missing timestamps (NaT) cannot be placed in a session")
+
+    def convert(values: np.ndarray) -> np.ndarray:
+        return pd.DatetimeIndex(values.view("M8[ns]"), tz="UTC").tz_convert(tz).tz_localize(None).asi8
+
+    lo = int(ts_ns.min()) // _QUARTER_HOUR * _QUARTER_HOUR
+    cells = (int(ts_ns.max()) - lo) // _QUARTER_HOUR + 2
+    if cells > 4 * ts_ns.size + 1000:  # sparse over a long span: converting each is cheaper
+        return convert(ts_ns)
+    grid = lo + _QUARTER_HOUR * np.arange(cells, dtype=np.int64)
+    offset = convert(grid) - grid
+    if (offset == offset[0]).all():
+        return ts_ns + offset[0]
+    cell = (ts_ns - lo) // _QUARTER_HOUR
+    local = ts_ns + offset[cell]
+    changing = np.flatnonzero((offset[:-1] != offset[1:])[cell])
+    if changing.size:
+        local[changing] = convert(ts_ns[changing])
+    return local
