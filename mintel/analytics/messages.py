@@ -129,8 +129,14 @@ def _compile(template: str) -> _Program:
 
 def program(template: str, constants: Mapping[str, str] | None = None) -> _Program:
     """The template with ``constants`` written in (``{name}`` -> its text), parsed (cached)."""
+    return _program(template, tuple(sorted(constants.items())) if constants else ())
+
+
+@lru_cache(maxsize=1024)
+def _program(template: str, constants: tuple[tuple[str, str], ...]) -> _Program:
     if constants:
-        template = _FIELD.sub(lambda m: constants.get(m.group(1), m.group(0)), template)
+        known = dict(constants)
+        template = _FIELD.sub(lambda m: known.get(m.group(1), m.group(0)), template)
     return _compile(template)
 
 
@@ -146,8 +152,6 @@ def render_all(messages: list[tuple[str, Mapping[str, object]]]) -> pa.Array:
     total = sum(i[1] for i in inputs)
     if total == 0:
         return pa.array([], pa.string())
-    if any(_too_large(i[3]) for i in inputs):
-        return pa.array([s for t, c in messages for s in render_py(t, c)], pa.string())
     joined = _joined(tuple(i[0] for i in inputs))
     which = np.repeat(np.arange(len(inputs)), [i[1] for i in inputs])
     numbers = np.zeros((total, joined.numbers))
@@ -160,6 +164,8 @@ def render_all(messages: list[tuple[str, Mapping[str, object]]]) -> pa.Array:
         for j, values in enumerate(txt):
             text[j][at:at + n] = values
         at += n
+    if _too_large(numbers):
+        return pa.array([s for t, c in messages for s in render_py(t, c)], pa.string())
     blob, text_at = _text_buffers(text, total)
     capacity = total * joined.width + len(blob) + 1
     from mintel.analytics import _text_kernel as _k  # numba: loaded on the first text, not on import
