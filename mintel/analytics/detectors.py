@@ -62,7 +62,7 @@ class Hits:
     rows: np.ndarray
     factors: dict[str, np.ndarray]
     confidence: np.ndarray
-    message: Message  # the text of each row, made when asked (``Message.render``)
+    message: Message  # the text of each row, made when asked (``messages.render_all``)
     direction: np.ndarray | None = None  # per row, when the detector's direction depends on the bar
 
     def scores(self) -> np.ndarray:

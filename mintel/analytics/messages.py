@@ -11,7 +11,7 @@ A template reads like the message it writes::
 - ``[...]``: written only where every number inside it is finite.
 
 ``Message`` holds a template and the function giving its columns for some of a detector's hits, so
-the text is made only for the rows that are announced. ``render`` writes all rows in one compiled
+the text is made only for the rows that are announced. ``render_all`` writes every template's rows in one compiled
 pass (``_text_kernel``); ``render_py`` is the same in Python (the reference the tests hold it to, and
 the route for numbers too large for the kernel's exact rounding). The kernel module (numba) is
 imported on the first render, so importing the detectors stays light.
@@ -284,9 +284,6 @@ class Message:
 
     template: str
     columns: Callable[[object], Mapping[str, object]]
-
-    def render(self, i=slice(None)) -> pa.Array:
-        return render(self.template, self.columns(i))
 
     def parts(self, i=slice(None)) -> tuple[str, Mapping[str, object]]:
         """(template, columns) for ``render_all``."""
