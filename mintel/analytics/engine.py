@@ -78,6 +78,7 @@ class LiveEngine:
         self.kinds = [k for k, d in DETECTORS.items() if daily or not d.daily_only]
         self._sector_of: tuple[pd.Index, np.ndarray | None] | None = None
         self._snapshot_rows = Positions()  # window row of each snapshot symbol
+        self._to_window: tuple[pd.Index, np.ndarray] | None = None  # (window names, window row of each state row)
 
     @classmethod
     def from_history(cls, bars: pd.DataFrame, universe: pd.DataFrame | None, interval: str = "1m", *,
@@ -97,7 +98,8 @@ class LiveEngine:
     def update(self, bars: pd.DataFrame, now: pd.Timestamp) -> CycleOutput:
         """Fold in a cycle's valid bars; return the snapshot, the new opportunities and all standing ones."""
         applied = self.state.apply(bars)
-        updated = None if applied is None else self.window.push_arrays(applied.symbols, applied.ts, applied.columns)
+        updated = None if applied is None else \
+            self.window.push_arrays(applied.symbols, applied.ts, applied.columns, self._window_rows(applied.rows))
         symbols, columns = self.state.snapshot_columns(now)
         if applied is None or not len(symbols):
             return CycleOutput(self.state.snapshot_table(symbols, columns), schema.empty("opportunities"))
@@ -129,6 +131,15 @@ class LiveEngine:
         columns["score"], columns["signals"] = score[at], kinds_of[at]
         snapshot = self.state.snapshot_table(symbols, columns)
         return CycleOutput(snapshot, _by_symbol(new), lambda: schema.to_pandas(_by_symbol([f() for f in standing])))
+
+    def _window_rows(self, state_rows: np.ndarray) -> np.ndarray:
+        """Window rows of state rows: the two keep the symbols in different orders (arrival, name); the map
+        is rebuilt when either gains a symbol."""
+        names, to_window = self.state.symbols, self._to_window
+        if to_window is None or len(to_window[1]) != len(names) or to_window[0] is not self.window.names:
+            rows = self.window.rows(np.asarray(names, dtype=object))
+            to_window = self._to_window = self.window.names, rows
+        return to_window[1][state_rows]
 
     def _general(self, rows: np.ndarray, want: np.ndarray, score: np.ndarray, kinds_of: np.ndarray, now
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:

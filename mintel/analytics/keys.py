@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mintel.errors import DataError
 
@@ -32,6 +33,9 @@ def is_intraday(interval: str) -> bool:
 
 def to_utc_ns(ts) -> np.ndarray:
     """Timestamps (array-like, naive = UTC) as int64 nanoseconds since the epoch, UTC."""
+    dtype = getattr(ts, "dtype", None)
+    if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":  # stored as UTC ns already: no index
+        return np.asarray(ts.array.asi8 if isinstance(ts, pd.Series) else pd.DatetimeIndex(ts).asi8)
     idx = pd.DatetimeIndex(ts)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
     return idx.as_unit("ns").asi8
@@ -57,20 +61,43 @@ def object_index(*parts) -> pd.Index:
     return pd.Index(np.concatenate([np.asarray(p, dtype=object) for p in parts]) if parts else [], dtype=object)
 
 
+class Values:
+    """A string column's values as an object array, remembered while the column's Arrow data stays equal:
+    a live feed sends the same symbols (and source) in the same order every cycle, and comparing the
+    Arrow buffers (~5 µs for 5000) is far cheaper than making 5000 Python strings (~0.15 ms).
+    ``__call__`` returns the same array object while the column is unchanged (``Positions`` relies on it)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[object, np.ndarray] | None = None
+
+    def __call__(self, column: pd.Series) -> np.ndarray:
+        if not isinstance(column.dtype, pd.StringDtype) or getattr(column.dtype, "storage", None) != "pyarrow":
+            return column.to_numpy(dtype=object)
+        data = pa.chunked_array(pa.array(column))  # zero copy
+        last = self._last
+        if last is not None and last[0].equals(data):
+            return last[1]
+        values = column.to_numpy(dtype=object)
+        values.flags.writeable = False  # shared by every caller until the column changes
+        self._last = data, values
+        return values
+
+
 class Positions:
     """``index_of`` that remembers its last answer: live cycles ask for the same symbols, in the same
     order, of the same index every time, and comparing them (~0.2 ms for 5000) is cheaper than a lookup."""
 
     def __init__(self) -> None:
-        self._last: tuple[pd.Index, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[pd.Index, np.ndarray, np.ndarray, object] | None = None
 
     def __call__(self, index: pd.Index, names) -> np.ndarray:
+        given = names
         names = np.asarray(names, dtype=object)
         last = self._last
-        if last is not None and last[0] is index and len(last[1]) == len(names) and (last[1] == names).all():
+        if last is not None and last[0] is index and (last[3] is given and not given.flags.writeable or len(last[1]) == len(names) and (last[1] == names).all()):
             return last[2].copy()
         rows = index_of(index, names)
-        self._last = index, names.copy(), rows.copy()
+        self._last = index, names.copy(), rows.copy(), given if isinstance(given, np.ndarray) else None
         return rows
 
 

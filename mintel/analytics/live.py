@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.keys import DEFAULT_TZ, is_intraday, to_utc_ns
+from mintel.analytics.keys import DEFAULT_TZ, Values, is_intraday, to_utc_ns
 from mintel.analytics.streaming import StreamingIndicators
 
 DAY_NS = 86_400 * 10**9
@@ -56,6 +56,7 @@ class LiveState:
         self.intraday = is_intraday(interval)
         self.indicators = StreamingIndicators((), interval, tz, extra=("sma_200",), slots=session_bars(universe, interval))
         self.meta = universe.drop_duplicates("symbol").set_index("symbol") if universe is not None and len(universe) else None
+        self._names, self._sources = Values(), Values()  # a cycle's symbol and source columns as object arrays
         self._cap = 0
         self._alloc(0)
         if universe is not None and len(universe):
@@ -113,10 +114,10 @@ class LiveState:
         if bars.empty:
             return None
         ts_all = to_utc_ns(bars["ts"])
-        names = bars["symbol"].to_numpy(dtype=object)
+        names = self._names(bars["symbol"])
         rows_all = self._rows(names)
         cols = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")}
-        src = bars["source"].to_numpy(dtype=object) if "source" in bars else np.full(len(bars), None, object)
+        src = self._sources(bars["source"]) if "source" in bars else np.full(len(bars), None, object)
         if len(ts_all) and (ts_all == ts_all[0]).all():  # the live case: one bar time
             order = np.argsort(rows_all, kind="stable")
             bounds = np.array([0, len(order)])

@@ -16,6 +16,12 @@ _NAT = np.iinfo(np.int64).min
 _USABLE = ("open", "high", "low", "close", "volume")  # a bar the detectors can use has them all finite
 
 
+def _wk():
+    from mintel.analytics import _window_kernel  # numba: loaded on the first push, not on import
+
+    return _window_kernel
+
+
 class BarWindow:
     """The last ``length`` bar times of the universe, enriched, as numpy arrays.
 
@@ -52,7 +58,8 @@ class BarWindow:
         self._data = np.full((2 * length, len(self.columns), 0), np.nan)
         self.run = np.zeros(0, np.int64)
         self._run_before = np.zeros(0, np.int64)  # run as of the slot before the newest
-        self._usable = [self.columns.index(c) for c in _USABLE if c in self.columns]
+        self._usable = np.array([self.columns.index(c) for c in _USABLE if c in self.columns], np.int64)
+        self._hilo = (self.columns.index("high"), self.columns.index("low")) if self.pivot_k else (0, 0)
         self._vol = self.columns.index("volume") if "volume" in self.columns else None
         self._logv = np.full((2 * length, 0), np.nan)  # log1p of the volume, like _data
 
@@ -61,7 +68,9 @@ class BarWindow:
         """The symbols, in row order (sorted)."""
         return self._names
 
-    def _rows(self, symbols: np.ndarray) -> np.ndarray:
+    def rows(self, symbols: np.ndarray) -> np.ndarray:
+        """Window rows of ``symbols`` (names), adding the unknown ones (rows are in name order, so adding a
+        symbol moves the rows after it: a caller keeping rows checks ``names`` is still the same object)."""
         rows = self._lookup(self._names, symbols) if len(self._names) else np.full(len(symbols), -1)
         if (rows < 0).any():
             names = object_index(self._names, pd.unique(symbols[rows < 0])).sort_values()
@@ -89,62 +98,31 @@ class BarWindow:
         self.push_arrays(enriched["symbol"].to_numpy(dtype=object), to_utc_ns(enriched["ts"]),
                          {c: enriched[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns})
 
-    def push_arrays(self, symbols: np.ndarray, ts: np.ndarray, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """``push`` from arrays: symbol names, bar opens (int64 ns UTC) and each of ``columns``' values.
-        Returns the window rows of ``symbols``."""
+    def push_arrays(self, symbols: np.ndarray, ts: np.ndarray, columns: dict[str, np.ndarray],
+                    rows: np.ndarray | None = None) -> np.ndarray:
+        """``push`` from arrays: symbol names, bar opens (int64 ns UTC) and each of ``columns``' values
+        (``rows``: the symbols' window rows when the caller knows them, see ``rows``). Returns the rows."""
         if not len(symbols):
             return np.zeros(0, np.int64)
-        rows = self._rows(symbols)
-        data = np.stack([np.asarray(columns[c], dtype=np.float64) for c in self.columns])
-        usable = np.isfinite(data[self._usable]).all(axis=0)
+        rows = self.rows(symbols) if rows is None else np.asarray(rows, np.int64)
+        values = tuple(np.asarray(columns[c], dtype=np.float64) for c in self.columns)
+        one = len(ts) and ts[0] == ts[-1] and (ts == ts[0]).all()  # the live case: one bar time
         w = self.length
-        for t in np.unique(ts):
+        for t in (ts[:1] if one else np.unique(ts)):
             newest = self._slot_ts[self._pos] if self._pos >= 0 else _NAT
             if t < newest:
                 continue
-            if t > newest:
+            fresh = t > newest
+            if fresh:
                 self._pos = (self._pos + 1) % w
                 self._slot_ts[[self._pos, self._pos + w]] = t
-                self._data[[self._pos, self._pos + w]] = np.nan
-                self._piv[[self._pos, self._pos + w]] = False
-                self._age_bits()
-                self._logv[[self._pos, self._pos + w]] = np.nan
-                self._run_before = self.run
-                self.run = np.zeros(len(self._names), np.int64)
-            i = np.flatnonzero(ts == t)
-            self._data[self._pos][:, rows[i]] = data[:, i]
-            self._data[self._pos + w][:, rows[i]] = data[:, i]
-            if self._vol is not None:
-                self._logv[np.array([self._pos, self._pos + w])[:, None], rows[i]] = np.log1p(np.clip(data[self._vol, i], 0, None))
-            self.run[rows[i]] = np.where(usable[i], np.minimum(self._run_before[rows[i]] + 1, w), 0)
-            if self.pivot_k:
-                self._update_pivots()
+            i = slice(None) if one else np.flatnonzero(ts == t)
+            block = np.stack([v[i] for v in values])
+            lv = np.log1p(np.clip(block[self._vol], 0, None)) if self._vol is not None else np.empty(0)
+            _wk().write_slot(self._data, self._logv, self._piv, self._bits, self.run, self._run_before, rows[i], block,
+                             lv, self._usable, self._pos, w, fresh,
+                             self.pivot_k or 0, *self._hilo)
         return rows
-
-    def _age_bits(self) -> None:
-        """Every pivot bit one slot older; the ones past the window's length drop out."""
-        b = self._bits
-        carry = b[:, :, :-1] >> np.uint64(63)
-        b <<= np.uint64(1)
-        b[:, :, 1:] |= carry
-        if self.length % 64:
-            b[:, :, -1] &= np.uint64((1 << (self.length % 64)) - 1)
-
-    def _update_pivots(self) -> None:
-        """Flags of the slot ``k`` before the newest, the one whose ``k`` slots after it just became complete
-        (or whose newest one was replaced); newer slots stay False (their right side is incomplete)."""
-        from mintel.analytics.live_panel import _pivots
-
-        k, w, pos = self.pivot_k, self.length, self._pos
-        if w < 2 * k + 1:
-            return
-        around = slice(pos + w - 2 * k, pos + w + 1)  # slots newest-2k .. newest, in time order
-        at = [(pos - k) % w, (pos - k) % w + w]
-        for j, (name, f) in enumerate((("high", np.maximum), ("low", np.minimum))):
-            flags = _pivots(self._data[around, self.columns.index(name), :].T, k, f)[:, k]
-            self._piv[at, j, :] = flags[None, :]
-            word, bit = divmod(k, 64)  # the slot is k old
-            self._bits[j, :, word] = (self._bits[j, :, word] & ~np.uint64(1 << bit)) | (flags.astype(np.uint64) << np.uint64(bit))
 
     def pivots(self) -> tuple[np.ndarray, np.ndarray]:
         """(swing highs, swing lows) as (symbols x slots) flags over ``view()``'s slots, unmasked: a flag

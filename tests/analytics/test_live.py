@@ -140,3 +140,27 @@ def test_bar_window_keeps_the_last_bars_in_order(session_bars):
     # the skipped bars are NaN holes, not someone else's values
     skipped = len(want) - len(got)
     assert skipped == f["close"].isna().sum() > 0
+
+
+def test_a_string_columns_values_are_remembered_only_while_the_column_is_equal():
+    """``Values`` hands back the same object array while the cycle's column is equal (Arrow compare), a new
+    one when a single symbol differs; ``Positions`` trusts that array by identity, and a writable array
+    (which a caller could change in place) only by its contents."""
+    from mintel.analytics.keys import Positions, Values
+
+    names = pd.Index(np.array(["AAA", "BBB", "CCC", "DDD"], object), dtype=object)
+    values, positions = Values(), Positions()
+    a = pd.Series(["CCC", "AAA", "DDD"], dtype="str")
+    first = values(a)
+    assert list(first) == ["CCC", "AAA", "DDD"] and not first.flags.writeable
+    again = values(pd.Series(["CCC", "AAA", "DDD"], dtype="str"))  # another frame, equal column
+    assert again is first
+    assert list(positions(names, again)) == [2, 0, 3]
+    changed = values(pd.Series(["CCC", "BBB", "DDD"], dtype="str"))
+    assert changed is not first and list(changed) == ["CCC", "BBB", "DDD"]
+    assert list(positions(names, changed)) == [2, 1, 3]
+    mine = np.array(["CCC", "BBB", "DDD"], object)
+    assert list(positions(names, mine)) == [2, 1, 3]
+    mine[1] = "AAA"  # changed in place: looked up again, not taken by identity
+    assert list(positions(names, mine)) == [2, 0, 3]
+    assert list(values(pd.Series(["x", None], dtype=object))) == ["x", None]  # not Arrow-backed: converted each time
