@@ -56,7 +56,9 @@ class LiveState:
         self.intraday = is_intraday(interval)
         self.indicators = StreamingIndicators((), interval, tz, extra=("sma_200",), slots=session_bars(universe, interval))
         self.meta = universe.drop_duplicates("symbol").set_index("symbol") if universe is not None and len(universe) else None
-        self._names, self._sources = Values(), Values()  # a cycle's symbol and source columns as object arrays
+        self._names, self._source_values = Values(), Values()  # a cycle's symbol and source columns as object arrays
+        self.sources: list[str] = []  # the source names seen, in order: ``source`` holds positions in it
+        self._source_codes: tuple[np.ndarray, np.ndarray] | None = None  # (source values, their codes), the last given
         self._cap = 0
         self._alloc(0)
         if universe is not None and len(universe):
@@ -80,8 +82,25 @@ class LiveState:
         self.ts = grown("ts", _NAT, np.int64)
         for name in self._FLOATS:
             setattr(self, name, grown(name, np.nan, np.float64))
-        self.source = grown("source", None, object)
+        self.source = grown("source", -1, np.int32)  # position in self.sources; -1: none
         self._cap = cap
+
+    def _codes(self, sources: np.ndarray) -> np.ndarray:
+        """Positions of ``sources`` in ``self.sources`` (added when new; -1 for a missing one), remembered for
+        the array ``Values`` hands back again while the column is unchanged."""
+        last = self._source_codes
+        if last is not None and last[0] is sources:
+            return last[1]
+        local, uniques = pd.factorize(sources)  # -1 for a missing source
+        known = {s: i for i, s in enumerate(self.sources)}
+        for u in map(str, uniques):
+            if u not in known:
+                known[u] = len(self.sources)
+                self.sources.append(u)
+        codes = np.append(np.array([known[str(u)] for u in uniques], np.int32), np.int32(-1))[local]
+        if not sources.flags.writeable:  # Values' array: the same object comes back while the column is unchanged
+            self._source_codes = sources, codes
+        return codes
 
     def _rows(self, symbols: np.ndarray) -> np.ndarray:
         rows = self.indicators.rows(symbols)
@@ -117,7 +136,7 @@ class LiveState:
         names = self._names(bars["symbol"])
         rows_all = self._rows(names)
         cols = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")}
-        src = self._sources(bars["source"]) if "source" in bars else np.full(len(bars), None, object)
+        src = self._codes(self._source_values(bars["source"])) if "source" in bars else np.full(len(bars), -1, np.int32)
         if len(ts_all) and (ts_all == ts_all[0]).all():  # the live case: one bar time
             order = np.argsort(rows_all, kind="stable")
             bounds = np.array([0, len(order)])
@@ -213,7 +232,7 @@ class LiveState:
             ts=self.ts[sel],
             price=price, open=self.open[sel], high=self.high[sel], low=self.low[sel],
             prev_close=self.prev_close[sel], change_pct=(price / base - 1.0) * 100.0,
-            volume=self.volume[sel], day_volume=self.day_volume[sel], source=self.source[sel],
+            volume=self.volume[sel], day_volume=self.day_volume[sel], source=self._source_array(self.source[sel]),
         )
         for c in (*schema.INDICATORS, "sma_200"):
             cols[c] = values[c][sel]
@@ -224,6 +243,18 @@ class LiveState:
         now = now if now is not None else pd.Timestamp.now(tz="UTC")
         cols["updated_at"] = np.full(len(sel), pd.Timestamp(now).as_unit("ns").value, np.int64)
         return symbols, cols
+
+    def _source_array(self, codes: np.ndarray) -> pa.Array:
+        """The source names of ``codes`` (-1: null) as an Arrow string array, through a dictionary; the last
+        one is reused while the codes and the names are the same (sources rarely change between cycles)."""
+        last = self.__dict__.get("_source_array_of")
+        if last is not None and len(last[0]) == len(codes) and last[1] == len(self.sources) and (last[0] == codes).all():
+            return last[2]
+        mask = codes < 0
+        indices = pa.array(codes, pa.int32(), mask=mask if mask.any() else None)
+        array = pa.DictionaryArray.from_arrays(indices, pa.array(self.sources, pa.string())).cast(pa.string())
+        self.__dict__["_source_array_of"] = codes.copy(), len(self.sources), array
+        return array
 
     def _fixed_columns(self, symbols: np.ndarray) -> dict[str, pa.Array]:
         """The snapshot's columns that only change with the symbols (symbol, name, sector, interval) as
@@ -241,9 +272,10 @@ class LiveState:
     @staticmethod
     def snapshot_table(symbols: np.ndarray, columns: dict[str, np.ndarray]) -> pa.Table:
         """The SNAPSHOT table of ``snapshot_columns`` (ts columns as UTC ns; missing columns null; Arrow
-        arrays taken as they are)."""
+        arrays taken as they are; NaN in a float column is null)."""
         n = len(symbols)
-        arrays = []
+        arrays: list[pa.Array | None] = []
+        floats = []  # (position, values) of the float64 columns: their nulls found in one pass
         for field in schema.SNAPSHOT:
             v = columns.get(field.name, symbols if field.name == "symbol" else None)
             if isinstance(v, pa.Array):
@@ -251,11 +283,24 @@ class LiveState:
             elif v is None:
                 arrays.append(pa.nulls(n, field.type))
             elif pa.types.is_timestamp(field.type):
-                arrays.append(pa.array(np.asarray(v, np.int64), pa.int64()).cast(field.type) if n else pa.array([], field.type))
+                arrays.append(pa.Array.from_buffers(field.type, n, [None, pa.py_buffer(np.ascontiguousarray(v, np.int64))]))
             elif pa.types.is_string(field.type):
                 arrays.append(pa.array(v, pa.string(), from_pandas=True))
+            elif field.type == pa.float64() and isinstance(v, np.ndarray) and v.dtype == np.float64:
+                floats.append((len(arrays), v))
+                arrays.append(None)
             else:
                 arrays.append(pa.array(v, field.type, from_pandas=True))
+        if floats:
+            block = np.empty((len(floats), n))
+            for j, (_, v) in enumerate(floats):
+                block[j] = v
+            valid = ~np.isnan(block)
+            bits = np.packbits(valid, axis=1, bitorder="little")
+            whole = valid.all(axis=1)
+            for j, (at, _) in enumerate(floats):
+                arrays[at] = pa.Array.from_buffers(pa.float64(), n, [None if whole[j] else pa.py_buffer(bits[j]),
+                                                                     pa.py_buffer(block[j])])
         return pa.Table.from_arrays(arrays, schema=schema.SNAPSHOT)
 
 

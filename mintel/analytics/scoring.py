@@ -87,46 +87,37 @@ def factor_values(enriched: pd.DataFrame, signals: pd.DataFrame | None = None, *
                          **values})
 
 
-def panel_factors(p: Panel, r: np.ndarray, signals: np.ndarray) -> dict[str, np.ndarray]:
+def panel_factors(p: Panel, r: np.ndarray, signals: np.ndarray, *, window: int = 252, min_bars: int = 20
+                  ) -> dict[str, np.ndarray]:
     """``FACTORS`` at rows ``r`` of a panel (each a symbol's last bar; NaN unknown); ``signals``: their
-    signal values (``_signal_values``). Any panel with the ``Panel`` interface, e.g. the live one."""
-    c, ind = p.c[r], {k: v[r] for k, v in p.ind.items()}
-    nan = np.full(len(r), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        def above(a, b):
-            return np.where(np.isfinite(a) & np.isfinite(b), (a > b).astype(float), np.nan)
+    signal values (``_signal_values``). Any panel with the ``Panel`` interface, e.g. the live one.
 
-        parts = [above(c, ind["sma_20"]), above(c, ind["sma_50"]), above(ind["sma_20"], ind["sma_50"]),
-                 above(c, ind.get("sma_200", nan))]
-        trend = _nanmean(parts)
-        c20 = p.lag("close", 20)[r]
-        move = (c - c20) / (ind["atr"] * np.sqrt(20.0))
-        momentum = _nanmean([0.5 + 0.5 * np.tanh(move), 0.5 + 0.5 * np.tanh(ind["macd_hist"] / (0.2 * ind["atr"]))])
-        ret = c - p.prev_close[r]
-        volume = 0.5 + 0.5 * np.sign(ret) * np.tanh(np.maximum(ind["volume_ratio"] - 1.0, 0.0))
-        breakout = _range_position(p, r)
-        rsi = ind["rsi"]
-        rsi_value = np.where(rsi <= 70, np.clip(0.5 + (rsi - 50.0) / 40.0, 0, 1), np.clip(1.0 - (rsi - 70.0) / 30.0, 0, 1))
-    out = {"trend": trend, "momentum": momentum, "volume": volume, "breakout": breakout, "rsi": rsi_value,
-           "signals": np.asarray(signals, dtype=np.float64)}
-    return {f: np.where(np.isfinite(v), v, np.nan) for f, v in out.items()}
+    trend: the mean of close > SMA 20, close > SMA 50, SMA 20 > SMA 50, close > SMA 200 (the known ones);
+    momentum: the mean of 0.5 + 0.5 tanh(20-bar move / (ATR sqrt 20)) and 0.5 + 0.5 tanh(MACD hist /
+    (0.2 ATR)); volume: 0.5 + 0.5 sign(close - previous close) tanh(max(volume ratio - 1, 0)); breakout:
+    the close's place in the last ``window`` bars' range (with at least ``min_bars``); rsi: rising from 0
+    at RSI 30 to 1 at 70, fading to 0 at 100. Computed in one compiled pass (``_score_kernel``).
+    """
+    from mintel.analytics import _score_kernel as _k  # numba: loaded on the first score, not on import
 
-
-def _nanmean(parts: list[np.ndarray]) -> np.ndarray:
-    stack = np.vstack(parts)
-    n = np.isfinite(stack).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, np.nansum(stack, axis=0) / n, np.nan)
+    r = np.asarray(r, np.int64)
+    if len(r):
+        hi, lo, count = p.range_hilo(r, window)
+    else:
+        hi = lo = np.empty(0)
+        count = np.empty(0, np.int64)
+    ind = p.ind
+    values = _k.factors(r, _f64(p.c), *(_f64(ind[c]) for c in ("sma_20", "sma_50")),
+                        _f64(ind["sma_200"]) if "sma_200" in ind else np.empty(0), _f64(p.lag("close", 20)[r]),
+                        *(_f64(ind[c]) for c in ("atr", "macd_hist")), _f64(p.prev_close),
+                        *(_f64(ind[c]) for c in ("volume_ratio", "rsi")), _f64(hi), _f64(lo),
+                        np.asarray(count, np.int64), _f64(signals), min_bars)
+    return dict(zip(FACTORS, values))
 
 
-def _range_position(p: Panel, r: np.ndarray, window: int = 252, min_bars: int = 20) -> np.ndarray:
-    """Where the close sits between the lowest low and highest high of the last ``window`` bars (0..1)."""
-    if not len(r):
-        return np.empty(0)
-    hi, lo, count = p.range_hilo(r, window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pos = np.where(hi > lo, (p.c[r] - lo) / (hi - lo), 0.5)
-    return np.where(count >= min_bars, pos, np.nan)
+def _f64(a) -> np.ndarray:
+    """A float64 array the kernels take as it is (any stride: one compiled variant per layout, not per call)."""
+    return np.asarray(a, dtype=np.float64)
 
 
 def _signal_values(symbols: np.ndarray, ts: np.ndarray, signals: pd.DataFrame | None) -> np.ndarray:
@@ -166,14 +157,16 @@ def score_symbols(enriched: pd.DataFrame, signals: pd.DataFrame | None = None,
 def factor_points(values: Mapping[str, np.ndarray], weights: ScoreWeights | Mapping[str, float] | None = None,
                   min_factors: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(score, points per factor (rows x ``FACTORS``), scored?) from factor values (NaN: unknown, counts
-    as neutral); the score is null where fewer than ``min_factors`` factors besides the signals are known."""
+    as neutral); the score is null where fewer than ``min_factors`` factors besides the signals are known.
+    Points are round(weight x value, 2) with the weights scaled to sum to 100; the score is their sum, rounded."""
+    from mintel.analytics import _score_kernel as _k
+
     w = ScoreWeights.from_config(weights).normalized()
-    n = len(values[FACTORS[0]])
-    known = np.sum([np.isfinite(values[f]) for f in FACTORS if f != "signals"], axis=0) if n else np.zeros(0, int)
-    points = np.round(np.column_stack([w[f] * np.where(np.isnan(values[f]), 0.5, values[f]) for f in FACTORS]), 2) \
-        if n else np.empty((0, len(FACTORS)))
-    ok = known >= min_factors
-    return np.where(ok, np.round(points.sum(axis=1), 2), np.nan), points, ok
+    stack = np.array([np.asarray(values[f], dtype=np.float64) for f in FACTORS]).reshape(len(FACTORS), -1)
+    return _k.points(stack, np.array([w[f] for f in FACTORS]), _SCORED, min_factors)
+
+
+_SCORED = np.array([f != "signals" for f in FACTORS])  # the factors min_factors counts
 
 
 # ----------------------------------------------------------------------------------------- cooldown

@@ -164,3 +164,29 @@ def test_a_string_columns_values_are_remembered_only_while_the_column_is_equal()
     mine[1] = "AAA"  # changed in place: looked up again, not taken by identity
     assert list(positions(names, mine)) == [2, 0, 3]
     assert list(values(pd.Series(["x", None], dtype=object))) == ["x", None]  # not Arrow-backed: converted each time
+
+
+def test_the_snapshot_keeps_each_symbols_source_and_nulls_where_values_are_missing(session_bars):
+    """Sources change per symbol and cycle (a failover) and may be missing; NaN values are nulls in the table."""
+    u, bars = session_bars
+    minutes = [m for _, m in bars.groupby("ts")]
+    state = LiveState(u, "1m")
+    for m in minutes[:30]:
+        state.update(m)
+    first, second = minutes[30].copy(), minutes[31].copy()
+    first["source"] = np.where(np.arange(len(first)) % 3 == 0, "yahoo", "sim")
+    first.loc[first.index[1], "source"] = None
+    state.update(first)
+    second = second.iloc[: len(second) // 2].assign(source="twelvedata")  # half the symbols fail over
+    state.update(second)
+    snap = state.snapshot().to_pandas().set_index("symbol")
+    want = first.set_index("symbol")["source"].astype(object)
+    want.loc[second["symbol"]] = "twelvedata"
+    assert snap["source"].astype(object).where(snap["source"].notna(), None).to_dict() == \
+        want.where(want.notna(), None).reindex(snap.index).to_dict()
+    table = state.snapshot()
+    for c in ("rsi", "sma_50", "sma_200", "prev_close"):  # warm-up: NaN values are nulls, the rest equal
+        col = table.column(c)
+        values = snap[c].to_numpy(dtype=float)
+        assert col.null_count == np.isnan(values).sum() > 0 or c == "rsi"
+        np.testing.assert_array_equal(col.to_numpy(zero_copy_only=False), values)

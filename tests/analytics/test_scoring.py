@@ -10,7 +10,8 @@ import pytest
 
 from mintel.analytics.detectors import detect
 from mintel.analytics.indicators import compute_indicators
-from mintel.analytics.scoring import FACTORS, Cooldown, ScoreWeights, dedupe, factor_values, score_symbols
+from mintel.analytics.scoring import (FACTORS, Cooldown, ScoreWeights, dedupe, factor_points, factor_values, panel_factors,
+                                      score_symbols)
 from mintel.errors import DataError
 
 
@@ -169,3 +170,84 @@ def test_the_streaming_cooldown_admits_what_dedupe_keeps(cooldown, interval):
         kept += rows_at.index[keep].tolist()
     assert kept == expected.index.tolist()
     assert 0 < len(kept) < len(later)
+
+
+class _Columns:
+    """The part of the ``Panel`` interface ``panel_factors`` reads, over plain arrays."""
+
+    def __init__(self, cols: dict, hi, lo, count):
+        self.c, self.prev_close, self.ind, self._cols = cols["close"], cols["prev_close"], cols, cols
+        self._range = hi, lo, count
+
+    def lag(self, name, k):
+        assert (name, k) == ("close", 20)
+        return self._cols["close20"]
+
+    def range_hilo(self, r, window):
+        return tuple(a[r] for a in self._range)
+
+
+def _numpy_factors(cols, r, hi, lo, count, signals):
+    """The score's factors as numpy formulas (how they were computed before the compiled pass)."""
+    c, ind = cols["close"][r], {k: v[r] for k, v in cols.items()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def above(a, b):
+            return np.where(np.isfinite(a) & np.isfinite(b), (a > b).astype(float), np.nan)
+
+        def nanmean(parts):
+            stack = np.vstack(parts)
+            n = np.isfinite(stack).sum(axis=0)
+            return np.where(n > 0, np.nansum(stack, axis=0) / n, np.nan)
+
+        trend = nanmean([above(c, ind["sma_20"]), above(c, ind["sma_50"]), above(ind["sma_20"], ind["sma_50"]),
+                         above(c, ind["sma_200"])])
+        move = (c - ind["close20"]) / (ind["atr"] * np.sqrt(20.0))
+        momentum = nanmean([0.5 + 0.5 * np.tanh(move), 0.5 + 0.5 * np.tanh(ind["macd_hist"] / (0.2 * ind["atr"]))])
+        volume = 0.5 + 0.5 * np.sign(c - ind["prev_close"]) * np.tanh(np.maximum(ind["volume_ratio"] - 1.0, 0.0))
+        pos = np.where(hi[r] > lo[r], (c - lo[r]) / (hi[r] - lo[r]), 0.5)
+        breakout = np.where(count[r] >= 20, pos, np.nan)
+        rsi = ind["rsi"]
+        rsi_value = np.where(rsi <= 70, np.clip(0.5 + (rsi - 50.0) / 40.0, 0, 1), np.clip(1.0 - (rsi - 70.0) / 30.0, 0, 1))
+    out = dict(zip(FACTORS, (trend, momentum, volume, breakout, rsi_value, signals)))
+    return {f: np.where(np.isfinite(v), v, np.nan) for f, v in out.items()}
+
+
+def test_the_compiled_factors_and_points_are_the_numpy_formulas():
+    """Random columns with NaN, inf, zero ATR, flat ranges, ties and short histories: the factor values equal
+    the numpy formulas (to 1e-15 where tanh enters: libm's against numpy's), the points and scores exactly (numpy's
+    ``round`` and row sums over the same values)."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    close = rng.uniform(50, 150, n)
+    cols = {"close": close, "prev_close": close * rng.choice([0.99, 1.0, 1.01], n),
+            "close20": close * rng.uniform(0.8, 1.2, n), "atr": rng.choice([0.0, 0.5, 2.0, np.nan], n, p=[.05, .45, .45, .05]),
+            "macd_hist": rng.normal(0, 1, n), "volume_ratio": rng.choice([0.5, 1.0, 2.5, np.inf, np.nan], n),
+            "rsi": rng.choice([10.0, 30.0, 50.0, 70.0, 85.0, 100.0, np.nan], n) + rng.normal(0, 1, n) * (rng.random(n) < .5)}
+    for c in ("sma_20", "sma_50", "sma_200"):
+        cols[c] = np.where(rng.random(n) < 0.1, np.nan, close * rng.choice([0.95, 1.0, 1.05], n))
+    for c in ("close", "close20", "macd_hist"):
+        cols[c][rng.random(n) < 0.03] = np.nan
+    hi = close * rng.choice([1.0, 1.2, np.nan], n)
+    lo = np.where(rng.random(n) < 0.1, hi, close * 0.8)  # some flat ranges
+    count = rng.integers(0, 300, n)
+    empty = rng.random(n) < 0.03  # too little history: nothing known
+    for v in cols.values():
+        v[empty] = np.nan
+    count[empty] = 0
+    signals = np.where(rng.random(n) < 0.2, 0.5, rng.random(n))
+    r = np.sort(rng.choice(n, n // 2, replace=False))
+    got = panel_factors(_Columns(cols, hi, lo, count), r, signals[r])
+    want = _numpy_factors(cols, r, hi, lo, count, signals[r])
+    for f in FACTORS:
+        if f in ("momentum", "volume"):  # 0.5 + 0.5 tanh: libm's tanh and numpy's (SIMD) differ in the last bit
+            np.testing.assert_allclose(got[f], want[f], rtol=0, atol=1e-15, err_msg=f)
+        else:
+            np.testing.assert_array_equal(got[f], want[f], err_msg=f)
+    weights = ScoreWeights(volume=17.0, signals=3.0).normalized()
+    score, points, ok = factor_points(got, ScoreWeights(volume=17.0, signals=3.0))
+    want_points = np.round(np.column_stack([weights[f] * np.where(np.isnan(got[f]), 0.5, got[f]) for f in FACTORS]), 2)
+    known = np.sum([np.isfinite(got[f]) for f in FACTORS if f != "signals"], axis=0)
+    np.testing.assert_array_equal(points, want_points)
+    np.testing.assert_array_equal(ok, known >= 2)
+    np.testing.assert_array_equal(score, np.where(known >= 2, np.round(want_points.sum(axis=1), 2), np.nan))
+    assert 0 < ok.mean() < 1 and np.isnan(got["breakout"]).any() and (got["trend"] == 0.5).any()
