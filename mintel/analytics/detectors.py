@@ -65,15 +65,9 @@ class Hits:
     message: Message  # the text of each row, made when asked (``messages.render_all``)
     direction: np.ndarray | None = None  # per row, when the detector's direction depends on the bar
 
-    def scores(self) -> np.ndarray:
-        """The score of each row: its factors' points (to the cent), summed."""
-        points = np.round(np.column_stack([self.factors[f] for f in self.factors]).astype(np.float64), 2)
-        return np.round(points.sum(axis=1), 2)
-
-    def subset(self, keep: np.ndarray) -> Hits:
-        """The rows where ``keep`` (a mask over the rows)."""
-        return Hits(self.rows[keep], {f: v[keep] for f, v in self.factors.items()}, self.confidence[keep],
-                    self.message.take(np.flatnonzero(keep)), None if self.direction is None else self.direction[keep])
+    def points(self) -> np.ndarray:
+        """(rows x factors): each factor's points, to the cent; a row's score is their sum (``Found``)."""
+        return np.round(np.column_stack([self.factors[f] for f in self.factors]).astype(np.float64), 2)
 
 
 @dataclass(frozen=True)
@@ -83,14 +77,6 @@ class Detector:
     description: str
     find: Callable[[Panel], Hits] = field(repr=False)
     daily_only: bool = False
-
-
-def _side_codes(direction: np.ndarray) -> np.ndarray:
-    """Positions of per-bar directions in (long, short, neutral)."""
-    codes = np.where(direction == "long", 0, np.where(direction == "short", 1, 2)).astype(np.int32)
-    if not (direction[codes == 2] == "neutral").all():
-        raise ValueError(f"direction: {sorted(set(direction[codes == 2]) - {'neutral'})} is not long, short or neutral")
-    return codes
 
 
 def _confidence(*conditions: np.ndarray) -> np.ndarray:
@@ -349,47 +335,94 @@ def kinds_of(kinds) -> list[str]:
 
 def opportunity_rows(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> pd.DataFrame:
     """The hits as one opportunities frame, sorted by (symbol, ts, kind)."""
-    return schema.to_pandas(opportunity_table(p, parts, explain, now))
+    return schema.to_pandas(opportunity_table(p, Found.of(parts), explain, now))
 
 
-def opportunity_table(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool, now) -> pa.Table:
-    """The hits as an OPPORTUNITIES table, built column by column in Arrow, sorted by (symbol, ts, kind)."""
-    kinds = sorted(d.name for d, _ in parts)
-    rows = np.concatenate([h.rows for _, h in parts])
-    kind = np.concatenate([np.full(len(h.rows), kinds.index(d.name), np.int32) for d, h in parts])
-    sides = ["long", "short", "neutral"]
-    direction = np.concatenate([
-        np.full(len(h.rows), sides.index(d.direction), np.int32) if h.direction is None
-        else _side_codes(np.asarray(h.direction, object)) for d, h in parts])
-    scores, messages, factors = [], [], []
-    for _, h in parts:
-        pts = np.round(np.column_stack([h.factors[f] for f in h.factors]).astype(np.float64), 2)
-        scores.append(np.round(pts.sum(axis=1), 2))
-        if explain:
-            messages.append(h.message.parts())
-            factors.append((list(h.factors), pts))  # {"factor": points, ...} per row
-    order = np.lexsort((kind, rows))
-    take = pa.array(order)
-    r = rows[order]
+KINDS = np.array(sorted(DETECTORS), dtype=object)  # kinds in the opportunity rows' order (by name)
+_KIND_RANK = {k: i for i, k in enumerate(KINDS)}
+SIDES = np.array(["long", "short", "neutral"], dtype=object)
+_SIDE_CODE = {s: i for i, s in enumerate(SIDES)}
+
+
+@dataclass
+class Found:
+    """Every hit of a detection's parts, in the opportunity rows' order (panel row, then kind), as arrays.
+
+    ``kind``: rank in ``KINDS``; ``direction``: position in ``SIDES``; ``part``/``hit``: where the hit came
+    from (``parts[part][1]``, its ``hit``-th row); ``points``: each part's (hits x factors) points.
+    """
+
+    parts: list[tuple[Detector, Hits]]
+    rows: np.ndarray
+    kind: np.ndarray
+    direction: np.ndarray
+    score: np.ndarray
+    confidence: np.ndarray
+    part: np.ndarray
+    hit: np.ndarray
+    points: list[np.ndarray]
+
+    @classmethod
+    def of(cls, parts: list[tuple[Detector, Hits]]) -> Found:
+        if not parts:
+            i8 = np.empty(0, np.int64)
+            return cls(parts, i8, i8, np.empty(0, np.int32), np.empty(0), np.empty(0), i8, i8, [])
+        points = [h.points() for _, h in parts]
+        rows = np.concatenate([h.rows for _, h in parts])
+        kind = np.concatenate([np.full(len(h.rows), _KIND_RANK[d.name], np.int64) for d, h in parts])
+        direction = np.concatenate([np.full(len(h.rows), _SIDE_CODE[d.direction], np.int32) if h.direction is None
+                                    else _side_codes(np.asarray(h.direction, object)) for d, h in parts])
+        score = np.round(np.concatenate([pts.sum(axis=1) for pts in points]), 2)
+        confidence = np.round(np.concatenate([h.confidence for _, h in parts]), 3)
+        part = np.repeat(np.arange(len(parts)), [len(h.rows) for _, h in parts])
+        hit = np.concatenate([np.arange(len(h.rows)) for _, h in parts])
+        order = np.lexsort((kind, rows))
+        return cls(parts, rows[order], kind[order], direction[order], score[order], confidence[order], part[order],
+                   hit[order], points)
+
+
+def _side_codes(direction: np.ndarray) -> np.ndarray:
+    """Positions of per-bar directions in ``SIDES``."""
+    codes = np.where(direction == "long", 0, np.where(direction == "short", 1, 2)).astype(np.int32)
+    if not (direction[codes == 2] == "neutral").all():
+        raise ValueError(f"direction: {sorted(set(direction[codes == 2]) - {'neutral'})} is not long, short or neutral")
+    return codes
+
+
+def opportunity_table(p: Panel, found: Found, explain: bool, now, keep: np.ndarray | None = None) -> pa.Table:
+    """The hits (those where ``keep``, a mask in ``found``'s order, when given) as an OPPORTUNITIES table,
+    built column by column in Arrow, sorted by (symbol, ts, kind)."""
+    sel = np.flatnonzero(keep) if keep is not None else slice(None)
+    r, part, hit = found.rows[sel], found.part[sel], found.hit[sel]
     n = len(r)
+    if explain and n:
+        by_part = np.argsort(part, kind="stable")  # rendered part after part, then put in row order
+        bounds = np.searchsorted(part[by_part], np.arange(len(found.parts) + 1))
+        messages, factors = [], []
+        for i, (_, h) in enumerate(found.parts):
+            at = hit[by_part[bounds[i]:bounds[i + 1]]]
+            if len(at):
+                messages.append(h.message.parts(at))
+                factors.append((list(h.factors), found.points[i][at]))
+        back = pa.array(np.argsort(by_part))
+        message, factor = render_all(messages).take(back), factor_json_all(factors).take(back)
+    else:
+        message = factor = pa.nulls(n, pa.string())
 
     def labels(codes: np.ndarray, values) -> pa.Array:
         return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(pa.string())
 
-    sectors = p.sectors(r)
-    sector = pa.nulls(n, pa.string()) if sectors is None else pa.array(sectors, pa.string(), from_pandas=True)
-    table = pa.Table.from_arrays([
+    return pa.Table.from_arrays([
         pa.array(p.ts[r], schema.TS),
-        pa.array(np.asarray(p.names, object)[p.code[r]], pa.string()),
-        labels(kind[order], kinds),
-        labels(direction[order], sides),
-        pa.array(np.concatenate(scores)[order]),
-        pa.array(np.round(np.concatenate([h.confidence for _, h in parts]), 3)[order]),
-        render_all(messages).take(take) if explain else pa.nulls(n, pa.string()),
-        factor_json_all(factors).take(take) if explain else pa.nulls(n, pa.string()),
+        p.symbol_array(r),
+        labels(found.kind[sel].astype(np.int32), KINDS),
+        labels(found.direction[sel], SIDES),
+        pa.array(found.score[sel]),
+        pa.array(found.confidence[sel]),
+        message,
+        factor,
         labels(np.zeros(n, np.int32), [p.interval]),
         pa.array(p.c[r]),
-        sector,
+        p.sector_array(r),
         pa.nulls(n, schema.TS) if now is None else pa.array(np.full(n, pd.Timestamp(now).as_unit("ns").value), schema.TS),
     ], schema=schema.OPPORTUNITIES)
-    return table

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.detectors import DETECTORS, DetectorParams, _side_codes, detect, opportunity_table
+from mintel.analytics.detectors import DETECTORS, KINDS, SIDES, DetectorParams, Found, detect, opportunity_table
 from mintel.analytics.indicators import compute_indicators
 from mintel.analytics.keys import DEFAULT_TZ, Positions
 from mintel.analytics.live import LiveState
@@ -76,7 +76,7 @@ class LiveEngine:
         self.history = self.params.history_bars(year=daily)
         self.window = BarWindow(self.history, WINDOW_COLUMNS, pivot_k=self.params.pivot_k)
         self.kinds = [k for k, d in DETECTORS.items() if daily or not d.daily_only]
-        self._sector_of: tuple[pd.Index, np.ndarray | None] | None = None
+        self._labels_of: tuple[pd.Index, tuple[pa.Array, pa.Array | None]] | None = None
         self._snapshot_rows = Positions()  # window row of each snapshot symbol
         self._to_window: tuple[pd.Index, np.ndarray] | None = None  # (window names, window row of each state row)
 
@@ -109,18 +109,18 @@ class LiveEngine:
         dense = self.window.dense()
         last = self.window.run > 0  # the newest slot holds a usable bar
         panel = LivePanel(self.window, self.interval, self.params, want=want, history=self.history, dense=dense,
-                          sectors=self._sectors(names))
-        parts = [(DETECTORS[k], h) for k in self.kinds if len((h := DETECTORS[k].find(panel)).rows)]
-        rows, kinds, sides, scores, origin = _standing_arrays(parts)
+                          labels=self._labels(names))
+        found = Found.of([(DETECTORS[k], h) for k in self.kinds if len((h := DETECTORS[k].find(panel)).rows)])
+        rows, kinds, sides, scores = found.rows, found.kind, found.direction, found.score
 
         score = np.full(len(names), np.nan)
         kinds_of = _join_kinds(len(names), rows, kinds)
         r = np.flatnonzero(dense & last)
         values = panel_factors(panel, r, _signal_values(len(names), rows, sides, scores)[r])
         score[r] = factor_points(values, self.weights)[0]
-        keep = self.cooldown.admit(Coded(rows, names), Coded(kinds, _KIND_NAMES), Coded(sides, _SIDE_NAMES), panel.ts[0])
-        new = [_new_rows(panel, parts, origin, keep, now)]
-        standing = [lambda: opportunity_table(panel, parts, True, now) if parts else schema.empty("opportunities")]
+        keep = self.cooldown.admit(Coded(rows, names), Coded(kinds, KINDS), Coded(sides, SIDES), panel.ts[0])
+        new = [opportunity_table(panel, found, True, now, keep)]
+        standing = [lambda: opportunity_table(panel, found, True, now)]
 
         holes = np.flatnonzero(~dense & last)  # a hole in the window: the general path
         if len(holes):
@@ -160,37 +160,16 @@ class LiveEngine:
                                    standing["ts"].iloc[0] if len(standing) else None)
         return standing, schema.conform("opportunities", standing[keep])
 
-    def _sectors(self, names: pd.Index) -> np.ndarray | None:
-        if self.sectors is None:
-            return None
-        if self._sector_of is None or self._sector_of[0] is not names:
-            self._sector_of = names, self.sectors.reindex(names).astype(object).to_numpy()
-        return self._sector_of[1]
+    def _labels(self, names: pd.Index) -> tuple[pa.Array, pa.Array | None]:
+        """The window symbols' names and sectors as Arrow arrays, made again only when the symbols change."""
+        if self._labels_of is None or self._labels_of[0] is not names:
+            sectors = None if self.sectors is None else \
+                pa.array(self.sectors.reindex(names).astype(object).to_numpy(), pa.string(), from_pandas=True)
+            self._labels_of = names, (pa.array(np.asarray(names, object), pa.string()), sectors)
+        return self._labels_of[1]
 
 
-def _standing_arrays(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(window row, kind (its rank in ``_KIND_NAMES``), direction (its code in ``_SIDE_NAMES``), score, (part, hit) of origin) of every hit,
-    sorted by (row, kind) as the opportunity rows are."""
-    if not parts:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0), np.empty((2, 0), np.int64)
-    rows = np.concatenate([h.rows for _, h in parts])
-    rank = np.concatenate([np.full(len(h.rows), _KIND_RANK[d.name], np.int64) for d, h in parts])
-    sides = np.concatenate([np.full(len(h.rows), _SIDE_CODE[d.direction], np.int32) if h.direction is None
-                            else _side_codes(np.asarray(h.direction, object)) for d, h in parts])
-    scores = np.concatenate([h.scores() for _, h in parts])
-    origin = np.concatenate([np.vstack([np.full(len(h.rows), i), np.arange(len(h.rows))]) for i, (_, h) in enumerate(parts)],
-                            axis=1)
-    order = np.lexsort((rank, rows))
-    return rows[order], rank[order], sides[order], scores[order], origin[:, order]
-
-
-_KIND_NAMES = np.array(sorted(DETECTORS), dtype=object)  # kinds in the opportunity rows' order
-_KIND_RANK = {k: i for i, k in enumerate(_KIND_NAMES)}
-_KIND_BIT = np.left_shift(np.uint64(1), np.arange(len(_KIND_NAMES), dtype=np.uint64))  # 64 kinds at most
-
-
-_SIDE_NAMES = np.array(["long", "short", "neutral"], dtype=object)  # detectors._side_codes order
-_SIDE_CODE = {s: i for i, s in enumerate(_SIDE_NAMES)}
+_KIND_BIT = np.left_shift(np.uint64(1), np.arange(len(KINDS), dtype=np.uint64))  # 64 kinds at most
 
 
 def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -231,20 +210,7 @@ def _join_kinds(n: int, rows: np.ndarray, kinds: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=4096)
 def _mask_text(mask: int) -> str:
     """The kinds of a bit mask joined by name (the same few hundred masks come back every cycle)."""
-    return ",".join(_KIND_NAMES[[(mask >> i) & 1 == 1 for i in range(len(_KIND_NAMES))]])
-
-
-def _new_rows(panel: LivePanel, parts: list[tuple], origin: np.ndarray, keep: np.ndarray, now) -> pd.DataFrame:
-    """The opportunity rows of the hits the cooldown let through (``keep``, in standing order)."""
-    if not keep.any():
-        return schema.empty("opportunities")
-    admitted = []
-    for i, (det, hits) in enumerate(parts):
-        mask = np.zeros(len(hits.rows), bool)
-        mask[origin[1][keep & (origin[0] == i)]] = True
-        if mask.any():
-            admitted.append((det, hits.subset(mask)))
-    return opportunity_table(panel, admitted, True, now)
+    return ",".join(KINDS[[(mask >> i) & 1 == 1 for i in range(len(KINDS))]])
 
 
 def _by_symbol(tables: list[pa.Table]) -> pa.Table:

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 
 from mintel.analytics import _panel_kernel as _kernel
 from mintel.analytics import momentum as mo
@@ -34,11 +35,12 @@ class LivePanel(Panel):
     """Each window symbol's last bar (row i = symbol i of the window), ``wanted`` where ``want`` and dense.
 
     ``history``: usable bars a detection may read (``DetectorParams.history_bars``), as ``Panel``'s tail;
-    ``sectors``: each window symbol's sector for the opportunity rows.
+    ``labels``: each window symbol's name and sector (or None) as Arrow string arrays, for the opportunity
+    rows (made once per window symbols by the caller; by default here).
     """
 
     def __init__(self, window: BarWindow, interval: str, params: DetectorParams, *, want: np.ndarray,
-                 history: int, dense: np.ndarray, sectors: np.ndarray | None = None):
+                 history: int, dense: np.ndarray, labels: tuple[pa.Array, pa.Array | None] | None = None):
         self.interval, self.params, self.last_only = interval, params, True
         self.daily = interval.strip().lower() == "1d"
         self.unit = "day" if self.daily else ("week" if interval.strip().lower() in ("1w", "1wk") else "bar")
@@ -56,7 +58,7 @@ class LivePanel(Panel):
         self.bars = np.minimum(self.run, history)  # the Panel's tail
         self.wanted = want & dense & (self.run > 0)
         self.dense = dense
-        self._sectors = sectors  # per window symbol, when known
+        self._labels = labels or (pa.array(self.names, pa.string()), None)
         self.o, self.h, self.l, self.c, self.v = (self._last(c) for c in _PRICE_COLUMNS)
         self.ind = {c: self._last(c) for c in (*NEEDED, "sma_200") if c in self._col}
 
@@ -96,8 +98,12 @@ class LivePanel(Panel):
         with np.errstate(invalid="ignore"):
             return (a > b) & (pa <= pb), (a < b) & (pa >= pb)
 
-    def sectors(self, r: np.ndarray) -> np.ndarray | None:
-        return None if self._sectors is None else self._sectors[r]
+    def symbol_array(self, r: np.ndarray) -> pa.Array:
+        return self._labels[0].take(pa.array(r, pa.int64()))
+
+    def sector_array(self, r: np.ndarray) -> pa.Array:
+        sectors = self._labels[1]
+        return pa.nulls(len(r), pa.string()) if sectors is None else sectors.take(pa.array(r, pa.int64()))
 
     # -- shared derived values, at each symbol's last bar
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mintel.analytics import momentum as mo
 from mintel.analytics.keys import to_utc_ns
@@ -83,9 +84,15 @@ class Panel:
         """(up, down): where ``fast`` crosses above / below ``slow``."""
         return mo.crosses(self.ind[fast], self.ind[slow], self.g)
 
-    def sectors(self, r: np.ndarray) -> np.ndarray | None:
-        """The sector of rows ``r`` when the frame has one."""
-        return self.frame["sector"].iloc[self.src[r]].astype(object).to_numpy() if "sector" in self.frame else None
+    def symbol_array(self, r: np.ndarray) -> pa.Array:
+        """The symbols of rows ``r`` as an Arrow string array."""
+        return pa.array(np.asarray(self.names, object)[self.code[r]], pa.string())
+
+    def sector_array(self, r: np.ndarray) -> pa.Array:
+        """The sectors of rows ``r`` as an Arrow string array (null when the frame has none)."""
+        if "sector" not in self.frame:
+            return pa.nulls(len(r), pa.string())
+        return pa.array(self.frame["sector"].iloc[self.src[r]].astype(object).to_numpy(), pa.string(), from_pandas=True)
 
     # -- shared derived values (computed once per detect call)
 
