@@ -4,9 +4,8 @@ numpy took ~45 array operations for it (each factor a few ``where``/``tanh``/``c
 universe, the trend and momentum means over stacked parts): ~1.5 ms at 5000 symbols, most of it
 calls and temporaries. The operations are numpy's, in its order (the means add their parts left to
 right as ``nansum`` over a stack does, the points round as ``np.round(x, 2)``: ``rint(x * 100) / 100``,
-the score sums a row's points left to right as numpy's row sum does), so the values are the ones the
-numpy formulas gave; ``tanh`` is libm's (numpy's may differ in the last bit on some CPUs; the live and
-the batch paths both run this kernel, so they agree).
+the score sums a row's points left to right as numpy's row sum does, and the tanh is numpy's, between
+two passes), so the values are the ones the numpy formulas gave.
 """
 
 from __future__ import annotations
@@ -56,11 +55,27 @@ def _sign(x):
 
 
 @njit(**_JIT)
-def factors(r, close, sma20, sma50, sma200, close20, atr, hist, prev_close, volume_ratio, rsi, hi, lo, count,
-            signals, min_bars):
+def tanh_args(r, close, close20, atr, hist, volume_ratio):
+    """(3, len(r)): what the momentum and volume factors take the tanh of (numpy's, by the caller: libm's
+    differs in the last bit and is ~5x slower): the 20-bar move in ATR sqrt 20, the MACD histogram in 0.2
+    ATR, the volume ratio's excess over 1 (NaN kept)."""
+    n = len(r)
+    out = np.empty((3, n))
+    for j in range(n):
+        i = r[j]
+        a = atr[i]
+        out[0, j] = (close[i] - close20[j]) / (a * _SQRT20)
+        out[1, j] = hist[i] / (0.2 * a)
+        excess = volume_ratio[i] - 1.0
+        out[2, j] = np.nan if np.isnan(excess) else max(excess, 0.0)
+    return out
+
+
+@njit(**_JIT)
+def factors(r, close, sma20, sma50, sma200, tanh, prev_close, rsi, hi, lo, count, signals, min_bars):
     """(6, len(r)): trend, momentum, volume, breakout, rsi, signals at rows ``r`` of the column arrays
-    (``sma200`` empty when not kept); ``close20``, ``hi``, ``lo``, ``count`` (the close 20 bars back, the
-    52-week range and its bars) and ``signals`` are already per row of ``r``. NaN: unknown."""
+    (``sma200`` empty when not kept); ``tanh``: of ``tanh_args``; ``hi``, ``lo``, ``count`` (the 52-week
+    range and its bars) and ``signals`` are already per row of ``r``. NaN: unknown."""
     n = len(r)
     out = np.empty((6, n))
     parts = np.empty(4)
@@ -73,14 +88,10 @@ def factors(r, close, sma20, sma50, sma200, close20, atr, hist, prev_close, volu
         parts[2] = _above(s20, s50)
         parts[3] = _above(c, s200)
         trend = _mean(parts, 4)
-        a = atr[i]
-        move = (c - close20[j]) / (a * _SQRT20)
-        parts[0] = 0.5 + 0.5 * np.tanh(move)
-        parts[1] = 0.5 + 0.5 * np.tanh(hist[i] / (0.2 * a))
+        parts[0] = 0.5 + 0.5 * tanh[0, j]
+        parts[1] = 0.5 + 0.5 * tanh[1, j]
         momentum = _mean(parts, 2)
-        excess = volume_ratio[i] - 1.0
-        excess = np.nan if np.isnan(excess) else max(excess, 0.0)
-        volume = 0.5 + 0.5 * _sign(c - prev_close[i]) * np.tanh(excess)
+        volume = 0.5 + 0.5 * _sign(c - prev_close[i]) * tanh[2, j]
         h, low = hi[j], lo[j]
         breakout = ((c - low) / (h - low) if h > low else 0.5) if count[j] >= min_bars else np.nan
         x = rsi[i]
@@ -114,3 +125,22 @@ def points(values, weights, scored, min_factors):
         ok[j] = known >= min_factors
         score[j] = np.rint(total * 100.0) / 100.0 if ok[j] else np.nan
     return score, pts, ok
+
+
+@njit(**_JIT)
+def signal_sums(n, rows, sides, scores):
+    """(total, seen) per row of ``n``: the sum of (long - short) x score / 100 over the hits (``rows`` sorted,
+    ``sides`` 0 long, 1 short), added in order with pandas' compensated (Kahan) sum, as its groupby adds."""
+    total = np.zeros(n)
+    comp = np.zeros(n)
+    seen = np.zeros(n, np.bool_)
+    for j in range(len(rows)):
+        r = rows[j]
+        net = ((1.0 if sides[j] == 0 else 0.0) - (1.0 if sides[j] == 1 else 0.0)) * scores[j] / 100.0
+        y = net - comp[r]
+        t = total[r] + y
+        c = t - total[r] - y
+        comp[r] = 0.0 if np.isnan(c) else c
+        total[r] = t
+        seen[r] = True
+    return total, seen

@@ -175,21 +175,9 @@ _KIND_BIT = np.left_shift(np.uint64(1), np.arange(len(KINDS), dtype=np.uint64)) 
 def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``scoring._signal_values`` per window row from the standing arrays (sorted by row): the net is summed
     per symbol in row order with pandas' compensated (Kahan) sum, so it equals the groupby's."""
-    net = ((sides == 0).astype(np.float64) - (sides == 1)) * scores / 100.0  # long, short
-    total, comp = np.zeros(n), np.zeros(n)
-    seen = np.zeros(n, bool)
-    if len(rows):
-        first = np.r_[True, rows[1:] != rows[:-1]]
-        rank = np.arange(len(rows)) - np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
-        for j in range(int(rank.max()) + 1):
-            at = rank == j
-            r, val = rows[at], net[at]
-            y = val - comp[r]
-            t = total[r] + y
-            c = t - total[r] - y
-            comp[r] = np.where(np.isnan(c), 0.0, c)
-            total[r] = t
-        seen[rows] = True
+    from mintel.analytics import _score_kernel as _k
+
+    total, seen = _k.signal_sums(n, rows, sides, scores)
     return np.where(seen & np.isfinite(total), 0.5 + 0.5 * np.tanh(np.nan_to_num(total)), 0.5)
 
 

@@ -96,7 +96,7 @@ def panel_factors(p: Panel, r: np.ndarray, signals: np.ndarray, *, window: int =
     momentum: the mean of 0.5 + 0.5 tanh(20-bar move / (ATR sqrt 20)) and 0.5 + 0.5 tanh(MACD hist /
     (0.2 ATR)); volume: 0.5 + 0.5 sign(close - previous close) tanh(max(volume ratio - 1, 0)); breakout:
     the close's place in the last ``window`` bars' range (with at least ``min_bars``); rsi: rising from 0
-    at RSI 30 to 1 at 70, fading to 0 at 100. Computed in one compiled pass (``_score_kernel``).
+    at RSI 30 to 1 at 70, fading to 0 at 100. Computed in two compiled passes (``_score_kernel``).
     """
     from mintel.analytics import _score_kernel as _k  # numba: loaded on the first score, not on import
 
@@ -107,11 +107,11 @@ def panel_factors(p: Panel, r: np.ndarray, signals: np.ndarray, *, window: int =
         hi = lo = np.empty(0)
         count = np.empty(0, np.int64)
     ind = p.ind
-    values = _k.factors(r, _f64(p.c), *(_f64(ind[c]) for c in ("sma_20", "sma_50")),
-                        _f64(ind["sma_200"]) if "sma_200" in ind else np.empty(0), _f64(p.lag("close", 20)[r]),
-                        *(_f64(ind[c]) for c in ("atr", "macd_hist")), _f64(p.prev_close),
-                        *(_f64(ind[c]) for c in ("volume_ratio", "rsi")), _f64(hi), _f64(lo),
-                        np.asarray(count, np.int64), _f64(signals), min_bars)
+    close = _f64(p.c)
+    tanh = np.tanh(_k.tanh_args(r, close, _f64(p.lag("close", 20)[r]), *(_f64(ind[c]) for c in ("atr", "macd_hist", "volume_ratio"))))
+    values = _k.factors(r, close, *(_f64(ind[c]) for c in ("sma_20", "sma_50")),
+                        _f64(ind["sma_200"]) if "sma_200" in ind else np.empty(0), tanh, _f64(p.prev_close),
+                        _f64(ind["rsi"]), _f64(hi), _f64(lo), np.asarray(count, np.int64), _f64(signals), min_bars)
     return dict(zip(FACTORS, values))
 
 

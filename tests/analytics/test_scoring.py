@@ -214,7 +214,7 @@ def _numpy_factors(cols, r, hi, lo, count, signals):
 
 def test_the_compiled_factors_and_points_are_the_numpy_formulas():
     """Random columns with NaN, inf, zero ATR, flat ranges, ties and short histories: the factor values equal
-    the numpy formulas (to 1e-15 where tanh enters: libm's against numpy's), the points and scores exactly (numpy's
+    the numpy formulas, the points and scores (numpy's
     ``round`` and row sums over the same values)."""
     rng = np.random.default_rng(3)
     n = 20000
@@ -239,10 +239,7 @@ def test_the_compiled_factors_and_points_are_the_numpy_formulas():
     got = panel_factors(_Columns(cols, hi, lo, count), r, signals[r])
     want = _numpy_factors(cols, r, hi, lo, count, signals[r])
     for f in FACTORS:
-        if f in ("momentum", "volume"):  # 0.5 + 0.5 tanh: libm's tanh and numpy's (SIMD) differ in the last bit
-            np.testing.assert_allclose(got[f], want[f], rtol=0, atol=1e-15, err_msg=f)
-        else:
-            np.testing.assert_array_equal(got[f], want[f], err_msg=f)
+        np.testing.assert_array_equal(got[f], want[f], err_msg=f)
     weights = ScoreWeights(volume=17.0, signals=3.0).normalized()
     score, points, ok = factor_points(got, ScoreWeights(volume=17.0, signals=3.0))
     want_points = np.round(np.column_stack([weights[f] * np.where(np.isnan(got[f]), 0.5, got[f]) for f in FACTORS]), 2)
