@@ -242,3 +242,52 @@ def advance(rows, ts, high, low, close, volume, skey, slot, intraday, params, bb
         pend_ok[r] = ok
         last_ts[r] = t
         latest[r] = o
+
+
+@njit(**_JIT)
+def day_figures(rows, ts, open_, high, low, close, volume, intraday, day_ns,
+                session, last_ts, s_open, s_high, s_low, s_close, s_prev_close, s_day_volume, s_volume):
+    """``LiveState``'s day figures advanced by one bar per row (``rows`` distinct): a bar of a new session
+    (the UTC day intraday, the bar itself daily) starts the day's open/high/low/volume and makes the last
+    close the previous close (NaN when the state's session is not older); the same session extends them;
+    the bar the row already has (the forming bar) replaces its volume rather than adding to it."""
+    for j in range(len(rows)):
+        r = rows[j]
+        t = ts[j]
+        if last_ts[r] == t:  # the forming bar again: its volume is counted once
+            s_day_volume[r] -= s_volume[r]
+        key = t - t % day_ns if intraday else t
+        same = session[r] == key
+        if not same:
+            newer = session[r] != NAT and session[r] < key
+            s_prev_close[r] = s_close[r] if newer else np.nan
+        o, h, lo, v = open_[j], high[j], low[j], volume[j]
+        if same and intraday:
+            s_high[r] = _fmax(s_high[r], h)
+            s_low[r] = _fmin(s_low[r], lo)
+            s_day_volume[r] = s_day_volume[r] + v
+        else:  # a new session, or a daily bar: the whole day
+            s_open[r], s_high[r], s_low[r], s_day_volume[r] = o, h, lo, v
+        session[r] = key
+        s_close[r] = close[j]
+        s_volume[r] = v
+        last_ts[r] = t
+
+
+@njit(**_JIT)
+def _fmax(a, b):
+    """np.fmax: the other one where one is NaN."""
+    if a != a:
+        return b
+    if b != b:
+        return a
+    return a if a > b else b
+
+
+@njit(**_JIT)
+def _fmin(a, b):
+    if a != a:
+        return b
+    if b != b:
+        return a
+    return a if a < b else b

@@ -32,8 +32,11 @@ def is_intraday(interval: str) -> bool:
 
 
 def to_utc_ns(ts) -> np.ndarray:
-    """Timestamps (array-like, naive = UTC) as int64 nanoseconds since the epoch, UTC."""
+    """Timestamps (array-like, naive = UTC; ints are ns) as int64 nanoseconds since the epoch, UTC. May be a
+    view of the input's data (ns columns and arrays are taken as they are): do not modify it."""
     dtype = getattr(ts, "dtype", None)
+    if isinstance(ts, np.ndarray) and dtype in (np.int64, np.dtype("M8[ns]")):  # ns since the epoch, UTC
+        return ts.view(np.int64)
     if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":  # stored as UTC ns already: no index
         return np.asarray(ts.array.asi8 if isinstance(ts, pd.Series) else pd.DatetimeIndex(ts).asi8)
     idx = pd.DatetimeIndex(ts)

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
+from mintel.analytics import _stream_kernel as _kernel
 from mintel.analytics.keys import DEFAULT_TZ, Values, is_intraday, to_utc_ns
 from mintel.analytics.streaming import StreamingIndicators
 
@@ -163,24 +164,9 @@ class LiveState:
         return Applied(idx, names[idx], ts_all[idx], rows_all[idx], columns)
 
     def _apply(self, rows, ts, bar, source) -> dict[str, np.ndarray] | None:
-        # An update of the bar a symbol already has (the forming bar) must not count its volume twice.
-        redo = self.ts[rows] == ts
-        if redo.any():
-            self.day_volume[rows[redo]] -= self.volume[rows[redo]]
-        session = ts - ts % DAY_NS if self.intraday else ts
-        same = self.session[rows] == session
-        newer = ~same & (self.session[rows] != _NAT) & (self.session[rows] < session)
-        self.prev_close[rows] = np.where(same, self.prev_close[rows], np.where(newer, self.close[rows], np.nan))
-        self.open[rows] = np.where(same, self.open[rows], bar["open"])
-        self.high[rows] = np.where(same, np.fmax(self.high[rows], bar["high"]), bar["high"])
-        self.low[rows] = np.where(same, np.fmin(self.low[rows], bar["low"]), bar["low"])
-        self.day_volume[rows] = np.where(same, self.day_volume[rows] + bar["volume"], bar["volume"])
-        if not self.intraday:  # a daily bar is the whole day
-            self.open[rows], self.high[rows], self.low[rows], self.day_volume[rows] = bar["open"], bar["high"], bar["low"], bar["volume"]
-        self.session[rows] = session
-        self.close[rows] = bar["close"]
-        self.volume[rows] = bar["volume"]
-        self.ts[rows] = ts
+        _kernel.day_figures(rows, ts, *(bar[c] for c in ("open", "high", "low", "close", "volume")), self.intraday, DAY_NS,
+                            self.session, self.ts, self.open, self.high, self.low, self.close, self.prev_close,
+                            self.day_volume, self.volume)
         self.source[rows] = source
         return self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"])
 

@@ -281,7 +281,7 @@ class Cooldown:
         n = len(symbols.codes if isinstance(symbols, Coded) else symbols)
         if not n:
             return np.zeros(0, bool)
-        now = float(self.position(pd.DatetimeIndex([ts]))[0])
+        now = float(self.position(np.array([ts], np.int64) if isinstance(ts, (int, np.integer)) else pd.DatetimeIndex([ts]))[0])
         at = self._cells(symbols, kinds, directions)
         before = self._last[at]
         with np.errstate(invalid="ignore"):

@@ -263,7 +263,10 @@ class StreamingIndicators:
                 session = np.asarray(session)[fresh] if np.ndim(session) else session
         if self.intraday:  # the kernel checks each bar itself; here only the usable bars' minutes get slots
             ok = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & np.isfinite(volume) & (ts != _NAT)
-            day, minute = session_and_minute(np.where(ok, ts, 0), self.tz)
+            if len(ts) and ts[0] != _NAT and ts[0] == ts[-1] and (ts == ts[0]).all():  # one bar time (live): converted once
+                day, minute = (np.full(len(ts), x[0]) for x in session_and_minute(ts[:1], self.tz))
+            else:
+                day, minute = session_and_minute(np.where(ok, ts, 0), self.tz)
             skey = day if session is None else np.broadcast_to(np.asarray(session, dtype=np.int64), (len(rows),))
             slot = np.zeros(len(rows), np.int64)
             slot[ok] = self._slot_rows(minute[ok])
