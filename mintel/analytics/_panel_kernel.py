@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros
 
 
 @njit("int64[:](boolean[:, :], int64[:], int64[:], int64)", cache=True, nogil=True)
@@ -22,37 +21,6 @@ def latest_flagged(flags, rows, first, stop):
             if flags[r, s]:
                 out[j] = s
                 break
-    return out
-
-
-@njit("float64[:, :](uint64[:, :], float64[:, :], int64[:], int64[:], int64, int64)", cache=True, nogil=True)
-def recent_flagged_bits(bits, price, rows, first, stop, count):
-    """(len(rows), count): ``price`` at the ``count`` most recent flagged slots ``s`` of each row ``rows[j]``
-    with ``first[j] <= s < stop``, most recent first; NaN where fewer. The flags are bits by age
-    (``BarWindow.pivot_bits``: bit ``a`` of row ``r`` is slot ``width - 1 - a`` of ``price``'s (symbols x
-    slots) view), read a word at a time from the youngest allowed age: the cost is the pivots found,
-    not the slots (a walk over the slots' flags took 2x longer at 5000 symbols)."""
-    n = len(rows)
-    width = price.shape[1]
-    out = np.full((n, count), np.nan)
-    youngest = width - stop  # slot stop - 1
-    for j in range(n):
-        r = rows[j]
-        oldest = width - 1 - first[j]  # slot first[j]
-        found = 0
-        a = youngest
-        while found < count and a <= oldest:
-            w = a >> 6
-            word = bits[r, w] >> np.uint64(a & 63)
-            if word == 0:
-                a = (w + 1) << 6
-                continue
-            a += trailing_zeros(word)
-            if a > oldest:
-                break
-            out[j, found] = price[r, width - 1 - a]
-            found += 1
-            a += 1
     return out
 
 
@@ -81,3 +49,26 @@ def strongest_levels(levels, ok, tol, close, min_touches):
                 bt, bd = t, d
                 best_t[i], best_l[i] = t, lvl
     return best_t, best_l
+
+
+@njit("float64[:, :](int64[:, :], float64[:, :], int64[:], int64[:], int64[:], int64, int64)", cache=True, nogil=True)
+def recent_listed(seq, price, listed, rows, lowest, stop, count):
+    """(len(rows), count): the prices of the ``count`` most recent swing points of each row ``rows[j]`` with
+    ``lowest[j] <= sequence < stop``, most recent first, NaN where fewer; from the window's swing-point lists
+    (``BarWindow.pivot_lists`` of one side: sequence numbers and prices, newest first, ``listed`` per
+    symbol). A walk over the slots' flags read each point's price from its slot, a page away from the
+    next: ~0.3 ms per side at 5000 symbols."""
+    n = len(rows)
+    out = np.full((n, count), np.nan)
+    for j in range(n):
+        r = rows[j]
+        found = 0
+        for q in range(listed[r]):
+            s = seq[r, q]
+            if s >= stop:
+                continue
+            if s < lowest[j] or found == count:
+                break
+            out[j, found] = price[r, q]
+            found += 1
+    return out

@@ -1,7 +1,7 @@
 """The live window's push as one compiled pass (numba): a cycle's bars into the newest slot of the ring.
 
 numpy did it in ~15 calls over (columns x symbols) blocks (clear the new slot, write both copies of
-it, the log volume, the runs, the swing flags of the slot ``k`` back and their bits): ~1.3 ms at
+it, the log volume, the runs, the swing flags of the slot ``k`` back and the swing-point lists): ~1.3 ms at
 5000 symbols, most of it the calls and the temporaries. Here each symbol is visited once.
 """
 
@@ -14,14 +14,16 @@ _JIT = {"cache": True, "nogil": True}
 
 
 @njit(**_JIT)
-def write_slot(data, logv, piv, bits, run, run_before, rows, values, lv, usable, pos, length, fresh, k, hi, lo):
+def write_slot(data, logv, piv, plist_seq, plist_price, plist_n, run, run_before, rows, values, lv, usable, pos,
+               length, fresh, k, hi, lo, seq):
     """Write ``values`` ((columns, n), of window ``rows``) into slot ``pos`` of the doubled ring.
 
-    ``data`` (2 length, columns, symbols), ``logv`` (2 length, symbols), ``piv`` (2 length, 2, symbols),
-    ``bits`` (2, symbols, words) as ``BarWindow`` keeps them; ``usable``: the columns a usable bar has
+    ``data`` (2 length, columns, symbols), ``logv`` (2 length, symbols), ``piv`` (2 length, 2, symbols)
+    as ``BarWindow`` keeps them; ``usable``: the columns a usable bar has
     finite; ``lv``: the bars' log volume (numpy's ``log1p``: libm's differs in the last bit; empty: none); ``fresh``: the slot is new (the other symbols get
-    NaN there, every run restarts from ``run_before``, the pivot bits age one slot); ``k``: pivot_k
-    (0: no flags), of columns ``hi`` and ``lo``. ``run`` of a written symbol: its run before the slot + 1 when the bar is usable, else 0.
+    NaN there, every run restarts from ``run_before``); ``k``: pivot_k
+    (0: no flags), of columns ``hi`` and ``lo``; ``plist_*``: each symbol's most recent swing points by side
+    (see ``_pivot_slot``); ``seq``: the newest slot's sequence number. ``run`` of a written symbol: its run before the slot + 1 when the bar is usable, else 0.
     """
     a, b = pos, pos + length
     ncol, nsym = data.shape[1], data.shape[2]
@@ -38,7 +40,6 @@ def write_slot(data, logv, piv, bits, run, run_before, rows, values, lv, usable,
                     data[a, c, r] = np.nan
                     data[b, c, r] = np.nan
                 logv[a, r] = logv[b, r] = np.nan
-        _age(bits, length)
     for i in range(len(rows)):
         r = rows[i]
         for c in range(ncol):
@@ -53,36 +54,17 @@ def write_slot(data, logv, piv, bits, run, run_before, rows, values, lv, usable,
             logv[a, r] = logv[b, r] = lv[i]
         run[r] = min(run_before[r] + 1, length) if ok else 0
     if k and length >= 2 * k + 1:
-        _pivot_slot(data, piv, bits, pos, length, k, hi, lo)
+        _pivot_slot(data, piv, plist_seq, plist_price, plist_n, pos, length, k, hi, lo, seq - k)
 
 
 @njit(**_JIT)
-def _age(bits, length):
-    """Every pivot bit one slot older; the ones past the window's length drop out."""
-    words = bits.shape[2]
-    tail = length % 64
-    mask = np.uint64((1 << tail) - 1) if tail else np.uint64(0)
-    for side in range(bits.shape[0]):
-        for r in range(bits.shape[1]):
-            carry = np.uint64(0)
-            for w in range(words):
-                x = bits[side, r, w]
-                bits[side, r, w] = (x << np.uint64(1)) | carry
-                carry = x >> np.uint64(63)
-            if tail:
-                bits[side, r, words - 1] &= mask
-
-
-@njit(**_JIT)
-def _pivot_slot(data, piv, bits, pos, length, k, hi, lo):
+def _pivot_slot(data, piv, plist_seq, plist_price, plist_n, pos, length, k, hi, lo, at_seq):
     """The swing flags of the slot ``k`` before the newest (its ``k`` slots after it are now complete, or the
     newest was replaced), as ``live_panel._pivots`` tests them: beyond the ``k`` slots before (strictly) and
     not beyond the ``k`` after, NaN anywhere failing the test; side 0 the highs (column ``hi``), side 1 the lows (``lo``)."""
     first = pos + length - 2 * k  # slot newest - 2k, in the doubled ring's time order
     mid = first + k
     at = (pos - k) % length
-    word, bit = k // 64, np.uint64(k % 64)
-    one = np.uint64(1)
     for side in range(2):
         c = hi if side == 0 else lo
         for r in range(data.shape[2]):
@@ -101,5 +83,19 @@ def _pivot_slot(data, piv, bits, pos, length, k, hi, lo):
                 flag = m < before and m <= after
             piv[at, side, r] = flag
             piv[at + length, side, r] = flag
-            x = bits[side, r, word] & ~(one << bit)
-            bits[side, r, word] = x | (np.uint64(1 if flag else 0) << bit)
+            keep = plist_seq.shape[2]
+            if keep:
+                n = plist_n[side, r]
+                if n > 0 and plist_seq[side, r, 0] == at_seq:  # decided before: undo
+                    for q in range(n - 1):
+                        plist_seq[side, r, q] = plist_seq[side, r, q + 1]
+                        plist_price[side, r, q] = plist_price[side, r, q + 1]
+                    n -= 1
+                if flag:
+                    for q in range(min(n, keep - 1), 0, -1):
+                        plist_seq[side, r, q] = plist_seq[side, r, q - 1]
+                        plist_price[side, r, q] = plist_price[side, r, q - 1]
+                    plist_seq[side, r, 0] = at_seq
+                    plist_price[side, r, 0] = m
+                    n = min(n + 1, keep)
+                plist_n[side, r] = n

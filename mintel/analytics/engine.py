@@ -74,7 +74,8 @@ class LiveEngine:
         self.state = LiveState(universe, interval, tz)
         daily = interval.strip().lower() == "1d"
         self.history = self.params.history_bars(year=daily)
-        self.window = BarWindow(self.history, WINDOW_COLUMNS, pivot_k=self.params.pivot_k)
+        self.window = BarWindow(self.history, WINDOW_COLUMNS, pivot_k=self.params.pivot_k,
+                                pivot_keep=self.params.level_count + 1)
         self.kinds = [k for k, d in DETECTORS.items() if daily or not d.daily_only]
         self._labels_of: tuple[pd.Index, tuple[pa.Array, pa.Array | None]] | None = None
         self._snapshot_rows = Positions()  # window row of each snapshot symbol

@@ -46,8 +46,9 @@ class LivePanel(Panel):
         self.unit = "day" if self.daily else ("week" if interval.strip().lower() in ("1w", "1wk") else "bar")
         self._m, slot_ts = window.view()
         self._logv = window.log_volume()
-        self._piv = window.pivots() if window.pivot_k is not None and window.pivot_k == params.pivot_k else None
-        self._pivot_bits = window.pivot_bits() if self._piv is not None else None
+        kept = window.pivot_k is not None and window.pivot_k == params.pivot_k and window.pivot_keep > params.level_count
+        self._piv = window.pivots() if kept else None  # else the swings are found from the slots
+        self._lists = window.pivot_lists() if kept else None
         self._col = {c: j for j, c in enumerate(window.columns)}
         n, width = self._m.shape[1], self._m.shape[2]
         self.width = width
@@ -222,9 +223,11 @@ class LivePanel(Panel):
             else:  # straight from the window's flags, with ``swings``' masks as slot bounds (no copies)
                 off = self.width - span
                 lowest = off + np.maximum(max(first, k), span - self.bars[rows] + k)
-                bits = self._pivot_bits[0 if side == "resistance" else 1]
-                levels = _kernel.recent_flagged_bits(bits, self._m[self._col[price]], rows, lowest, off + known.stop,
-                                                     p.level_count)
+                j = 0 if side == "resistance" else 1
+                seq, prices, listed, newest = self._lists
+                base = newest - (self.width - 1)  # sequence number of view slot 0
+                levels = _kernel.recent_listed(seq[j], prices[j], listed[j], rows, base + lowest, base + off + known.stop,
+                                               p.level_count)
             known_levels[side] = rows, levels
         out = {}
         for name, (_, test) in tests.items():

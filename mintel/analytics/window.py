@@ -34,8 +34,9 @@ class BarWindow:
     ``pivot_k``: also keep the swing-high / swing-low flags of every slot (``pivots()``, the test of
     ``live_panel._pivots`` on the raw high / low), each computed once: a slot's flag depends on the ``k``
     slots either side, and only the newest slot ever changes, so a push recomputes one slot's flags.
-    The same flags are kept as bits by age (``pivot_bits()``), which finds a symbol's recent pivots in
-    a few word operations instead of a walk over every slot.
+    With ``pivot_keep`` each symbol's most recent swing points are also kept as short lists with their
+    prices (``pivot_lists()``), so reading them does not touch the slots (each slot of the ring is a
+    page or more away from the next).
 
     With a ``volume`` column it also keeps ``log1p(max(volume, 0))`` of every slot (``log_volume()``, what
     the volume z-score sums), computed once per bar rather than over the whole window every cycle.
@@ -45,12 +46,16 @@ class BarWindow:
     ``pivots()`` return (columns, symbols, slots) views of it.
     """
 
-    def __init__(self, length: int, columns: tuple[str, ...], pivot_k: int | None = None) -> None:
+    def __init__(self, length: int, columns: tuple[str, ...], pivot_k: int | None = None, pivot_keep: int = 0) -> None:
         self.length = length
         self.columns = tuple(columns)
         self.pivot_k = pivot_k if pivot_k and "high" in columns and "low" in columns else None
+        self.pivot_keep = pivot_keep if self.pivot_k else 0
+        self._plist_seq = np.zeros((2, 0, self.pivot_keep), np.int64)  # [side, symbol, i]: i-th most recent swing
+        self._plist_price = np.zeros((2, 0, self.pivot_keep))
+        self._plist_n = np.zeros((2, 0), np.int64)
+        self._seq = -1  # sequence number of the newest slot (slots counted from 0 as they open)
         self._piv = np.zeros((2 * length, 2, 0), bool)  # [:, 0] swing highs, [:, 1] swing lows, like _data
-        self._bits = np.zeros((2, 0, -(-length // 64)), np.uint64)  # the same flags: [side, symbol, word], bit = age
         self._names = pd.Index([], dtype=object)  # sorted
         self._lookup = Positions()
         self._slot_ts = np.full(2 * length, _NAT, np.int64)
@@ -77,17 +82,20 @@ class BarWindow:
             grown = np.full((2 * self.length, len(self.columns), len(names)), np.nan)
             piv = np.zeros((2 * self.length, 2, len(names)), bool)
             logv = np.full((2 * self.length, len(names)), np.nan)
-            bits = np.zeros((2, len(names), self._bits.shape[2]), np.uint64)
+            plist_seq = np.zeros((2, len(names), self.pivot_keep), np.int64)
+            plist_price = np.zeros((2, len(names), self.pivot_keep))
+            plist_n = np.zeros((2, len(names)), np.int64)
             at = index_of(names, self._names)
             run, before = np.zeros(len(names), np.int64), np.zeros(len(names), np.int64)
             if len(self._names):
                 grown[:, :, at] = self._data
                 piv[:, :, at] = self._piv
                 logv[:, at] = self._logv
-                bits[:, at] = self._bits
+                plist_seq[:, at], plist_price[:, at], plist_n[:, at] = self._plist_seq, self._plist_price, self._plist_n
                 run[at], before[at] = self.run, self._run_before
             self._names, self._data, self.run, self._run_before, self._piv = names, grown, run, before, piv
-            self._logv, self._bits = logv, bits
+            self._logv = logv
+            self._plist_seq, self._plist_price, self._plist_n = plist_seq, plist_price, plist_n
             rows = index_of(names, symbols)
         return rows.astype(np.int64)
 
@@ -114,14 +122,15 @@ class BarWindow:
                 continue
             fresh = t > newest
             if fresh:
+                self._seq += 1
                 self._pos = (self._pos + 1) % w
                 self._slot_ts[[self._pos, self._pos + w]] = t
             i = slice(None) if one else np.flatnonzero(ts == t)
             block = np.stack([v[i] for v in values])
             lv = np.log1p(np.clip(block[self._vol], 0, None)) if self._vol is not None else np.empty(0)
-            _wk().write_slot(self._data, self._logv, self._piv, self._bits, self.run, self._run_before, rows[i], block,
-                             lv, self._usable, self._pos, w, fresh,
-                             self.pivot_k or 0, *self._hilo)
+            _wk().write_slot(self._data, self._logv, self._piv, self._plist_seq, self._plist_price, self._plist_n,
+                             self.run, self._run_before, rows[i], block, lv, self._usable, self._pos, w, fresh,
+                             self.pivot_k or 0, *self._hilo, self._seq)
         return rows
 
     def pivots(self) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +142,12 @@ class BarWindow:
         lo = start + int(np.argmax(self._slot_ts[start : start + self.length] != _NAT))
         return self._piv[lo : start + self.length, 0, :].T, self._piv[lo : start + self.length, 1, :].T
 
-    def pivot_bits(self) -> np.ndarray:
-        """``pivots()`` as bits by age: (2 sides (highs, lows), symbols, words) uint64, bit ``a`` of the
-        row set when the slot ``a`` before the newest is flagged (``view()``'s slot ``width - 1 - a``)."""
-        return self._bits
+    def pivot_lists(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(sequence, price, count, newest): each symbol's ``pivot_keep`` most recent swing highs (side 0) and
+        lows (side 1), newest first, as (2, symbols, keep) arrays and (2, symbols) counts; ``newest`` is the
+        newest slot's sequence number (``view()``'s slot ``j`` is ``newest - (width - 1 - j)``). Unmasked,
+        as ``pivots()``."""
+        return self._plist_seq, self._plist_price, self._plist_n, self._seq
 
     def log_volume(self) -> np.ndarray | None:
         """(symbols x slots) ``log1p(max(volume, 0))`` over ``view()``'s slots; None without a volume column."""

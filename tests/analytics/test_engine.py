@@ -147,10 +147,18 @@ def test_window_pivot_flags_equal_the_panels_pivot_test():
         want = np.ones(len(window.names), bool)
         fast = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
         assert fast._piv is not None
-        for side, flags in enumerate(window.pivots()):  # the bits by age are the flags, newest first
-            ages = np.unpackbits(window.pivot_bits()[side].view(np.uint8), axis=1, bitorder="little")  # little-endian words
-            np.testing.assert_array_equal(ages[:, : flags.shape[1]], flags[:, ::-1])
-            assert not ages[:, flags.shape[1]:].any()
+        seq, price, listed, newest = window.pivot_lists()  # each symbol's latest swing points: the flags' newest
+        data, _ = window.view()
+        for side, flags in enumerate(window.pivots()):
+            width = flags.shape[1]
+            values = data[window.columns.index("high" if side == 0 else "low")]
+            for i in range(len(window.names)):
+                flagged = np.flatnonzero(flags[i])[::-1]  # view slots, newest first
+                slots = seq[side, i, : listed[side, i]] - (newest - (width - 1))
+                slots = slots[slots >= 0]  # the older ones have left the window
+                np.testing.assert_array_equal(slots, flagged[: len(slots)])
+                assert len(slots) >= min(window.pivot_keep - 1, len(flagged))
+                np.testing.assert_array_equal(price[side, i, : len(slots)], values[i, slots])
         slow = LivePanel(window, "1m", params, want=want, history=engine.history, dense=window.dense())
         slow._piv = slow._logv = None  # the panel's own: swings, levels, divergences and volume z from the slots
         volume = window.view()[0][window.columns.index("volume")]  # the kept log volume is the volume's
