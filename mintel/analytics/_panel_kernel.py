@@ -1,5 +1,5 @@
-"""Compiled loops of the live panel (numba): reads of the window's ring that numpy can only do by
-first copying every row's slots out, and the choice of each row's strongest support / resistance.
+"""Compiled loops of the panels (numba): reads of the live window that numpy can only do by first
+copying every row's slots out, and the choice of each row's strongest support / resistance.
 
 Each walks one row at a time from its newest slot and stops at the first (``count``) flag it finds.
 Each has one signature, for any array layout ('A'), so no call compiles a variant of its own.
@@ -24,27 +24,39 @@ def latest_flagged(flags, rows, first, stop):
     return out
 
 
-@njit("Tuple((int64[:], float64[:]))(float64[:, :], boolean[:, :], float64[:], float64[:], int64)", cache=True, nogil=True)
-def strongest_levels(levels, ok, tol, close, min_touches):
-    """Per row i: (touches, level) of the strongest of its ``levels[i, j]`` passing ``ok[i, j]``: the most
-    touches (levels within ``tol[i]`` of it, itself included; ``min_touches`` or more), then the nearest
-    to ``close[i]``, then the first (most recent); (0, NaN) when none qualifies."""
+@njit("Tuple((int64[:], float64[:]))(int64, float64[:, :], int64[:], float64[:], float64[:], float64[:], float64[:], "
+      "float64[:], float64[:], int64)", cache=True, nogil=True)
+def strongest_levels(event, levels, rows, high, low, close, tol, floor, ceiling, min_touches):
+    """Per row i (panel row ``r = rows[i]``): (touches, level) of the strongest of its ``levels[i, j]`` passing
+    level event ``event``'s test (``momentum.LEVEL_EVENTS`` order; see ``momentum.strongest_level``): the most
+    touches (levels within ``tol[r]`` of it, itself included; ``min_touches`` or more), then the nearest to
+    ``close[r]``, then the first (most recent); (0, NaN) when none qualifies. NaN fails every test."""
     n, m = levels.shape
     best_t = np.zeros(n, np.int64)
     best_l = np.full(n, np.nan)
     for i in range(n):
+        r = rows[i]
+        h, lo, c, tl, fl, ce = high[r], low[r], close[r], tol[r], floor[r], ceiling[r]
         bt, bd = 0, np.inf
         for j in range(m):
-            if not ok[i, j]:
-                continue
             lvl = levels[i, j]
+            if event == 0:
+                ok = abs(lo - lvl) <= tl and c > lvl and fl > lvl
+            elif event == 1:
+                ok = c < lvl and fl >= lvl
+            elif event == 2:
+                ok = c > lvl and ce <= lvl
+            else:
+                ok = abs(h - lvl) <= tl and c < lvl and ce < lvl
+            if not ok:
+                continue
             t = 0
             for k in range(m):
-                if abs(levels[i, k] - lvl) <= tol[i]:
+                if abs(levels[i, k] - lvl) <= tl:
                     t += 1
             if t < min_touches:
                 continue
-            d = abs(close[i] - lvl)
+            d = abs(c - lvl)
             if t > bt or (t == bt and d < bd):
                 bt, bd = t, d
                 best_t[i], best_l[i] = t, lvl

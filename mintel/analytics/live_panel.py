@@ -211,7 +211,7 @@ class LivePanel(Panel):
         first = max(span - 1 - p.level_lookback, 0)
         known = slice(first, span - k - 1)
         tests = mo.level_tests(self.o, self.h, self.l, self.c, tol, floor, ceiling)
-        candidates = {name: np.flatnonzero(maybe & self.wanted) for name, (maybe, _) in tests.items()}
+        candidates = {name: np.flatnonzero(maybe & self.wanted) for name, maybe in tests.items()}
         known_levels = {}  # the known levels of the candidate rows only: (rows, levels)
         for side, flags, price in (("support", is_lo, "low"), ("resistance", is_hi, "high")):
             union = np.zeros(len(self.names), bool)
@@ -230,10 +230,10 @@ class LivePanel(Panel):
                                                p.level_count)
             known_levels[side] = rows, levels
         out = {}
-        for name, (_, test) in tests.items():
-            rows = candidates[name]
+        for name, rows in candidates.items():
             at, levels = known_levels["support" if name.startswith("support") else "resistance"]
-            out[name] = mo.strongest_level(levels[np.searchsorted(at, rows)], rows, test, tol, self.c, p.min_touches)
+            out[name] = mo.strongest_level(name, levels[np.searchsorted(at, rows)], rows, self.h, self.l, self.c, tol,
+                                           floor, ceiling, p.min_touches)
         return out
 
     @cached_property

@@ -357,41 +357,43 @@ def level_events(open_, high, low, close, atr, groups: Groups, *, k: int = 3, lo
     sup = RecentPivots(is_lo, low, groups, k=k, lookback=lookback, count=count)
     res = RecentPivots(is_hi, high, groups, k=k, lookback=lookback, count=count)
     out = {}
-    for name, (maybe, test) in level_tests(open_, high, low, close, tol, floor, ceiling).items():
+    for name, maybe in level_tests(open_, high, low, close, tol, floor, ceiling).items():
         rows = np.flatnonzero(maybe if only is None else maybe & only)
         levels = (sup if name.startswith("support") else res).levels(rows)
-        out[name] = strongest_level(levels, rows, test, tol, close, min_touches)
+        out[name] = strongest_level(name, levels, rows, high, low, close, tol, floor, ceiling, min_touches)
     return out
 
 
-def level_tests(open_, high, low, close, tol, floor, ceiling) -> dict[str, tuple[np.ndarray, Callable]]:
-    """Per level event: (rows that could qualify for some level, the test at rows ``r`` given the level
-    ``L`` there); ``floor``/``ceiling``: the lowest / highest of the closes the level must have held."""
+LEVEL_EVENTS = ("support_bounce", "support_break", "resistance_break", "resistance_reject")
+
+
+def level_tests(open_, high, low, close, tol, floor, ceiling) -> dict[str, np.ndarray]:
+    """Per level event (``LEVEL_EVENTS``): the rows that could qualify for some level (``strongest_level``
+    tests the levels); ``floor``/``ceiling``: the lowest / highest of the closes the level must have held."""
     with np.errstate(invalid="ignore"):
-        return {
-            "support_bounce": ((close > open_) & (low - tol <= floor),
-                               lambda L, r: (np.abs(low[r] - L) <= tol[r]) & (close[r] > L) & (floor[r] > L)),
-            "support_break": (close < floor, lambda L, r: (close[r] < L) & (floor[r] >= L)),
-            "resistance_break": (close > ceiling, lambda L, r: (close[r] > L) & (ceiling[r] <= L)),
-            "resistance_reject": ((close < open_) & (high + tol >= ceiling),
-                                  lambda L, r: (np.abs(high[r] - L) <= tol[r]) & (close[r] < L) & (ceiling[r] < L)),
-        }
+        return {"support_bounce": (close > open_) & (low - tol <= floor), "support_break": close < floor,
+                "resistance_break": close > ceiling, "resistance_reject": (close < open_) & (high + tol >= ceiling)}
 
 
-def strongest_level(levels: np.ndarray, rows: np.ndarray, test: Callable, tol, close, min_touches: int) -> LevelHits:
-    """The level event at each of ``rows`` given its known levels (``levels[i]``: most recent first): the
-    level passing ``test`` with the most touches (``min_touches`` or more), then the nearest, then the
-    most recent. All levels of a row are tested at once; the touches are counted by a compiled loop
-    (``_panel_kernel.strongest_levels``; numpy's (rows, levels, levels) comparison took 4x longer)."""
+def strongest_level(event: str, levels: np.ndarray, rows: np.ndarray, high, low, close, tol, floor, ceiling,
+                    min_touches: int) -> LevelHits:
+    """The level ``event`` at each of ``rows`` given its known levels (``levels[i]``: most recent first): of
+    the levels ``L`` passing the event's test, the one with the most touches (levels within ``tol`` of it,
+    ``min_touches`` or more), then the nearest to the close, then the most recent. The tests: support_bounce
+    |low - L| <= tol, close > L, floor > L; support_break close < L <= floor; resistance_break
+    ceiling <= L < close; resistance_reject |high - L| <= tol, close < L, ceiling < L. One compiled loop
+    (``_panel_kernel.strongest_levels``) tests and counts; numpy's (rows, levels, levels) comparison took 4x longer."""
     from mintel.analytics._panel_kernel import strongest_levels  # numba: loaded when levels are first asked for
 
     if not len(rows):
         return LevelHits(rows, np.empty(0), np.empty(0, np.int64))
-    levels = np.ascontiguousarray(levels, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        ok = np.ascontiguousarray(test(levels, rows[:, None]), dtype=bool)
-    tol, close = np.asarray(tol, dtype=np.float64)[rows], np.asarray(close, dtype=np.float64)[rows]
-    best_t, best_l = strongest_levels(levels, ok, tol, close, int(min_touches))
+
+    def f64(a):
+        return np.asarray(a, dtype=np.float64)
+
+    best_t, best_l = strongest_levels(LEVEL_EVENTS.index(event), np.ascontiguousarray(levels, dtype=np.float64),
+                                      np.asarray(rows, np.int64), *map(f64, (high, low, close, tol, floor, ceiling)),
+                                      int(min_touches))
     found = np.flatnonzero(best_t > 0)
     return LevelHits(rows[found], best_l[found], best_t[found])
 

@@ -150,10 +150,20 @@ def test_strongest_level_picks_most_touches_then_nearest_then_most_recent():
     rows = np.sort(rng.choice(n, 300, replace=False))
     levels = np.round(rng.uniform(94, 106, (len(rows), count)) * 2) / 2  # on a 0.5 grid: equal levels and distances
     levels[rng.random(levels.shape) < 0.2] = np.nan  # rows with fewer known pivots
+    grid = rng.random(n) < 0.5  # prices, floors and ceilings on the levels' grid: every comparison's tie happens
+    for a in (c, lo, h, floor, ceiling):
+        a[grid] = np.round(a[grid] * 2) / 2
     found = 0
-    for name, (_, test) in mo.level_tests(o, h, lo, c, tol, floor, ceiling).items():
+    tests = {  # each event's test of a level L at rows r, as numpy writes it
+        "support_bounce": lambda L, r: (np.abs(lo[r] - L) <= tol[r]) & (c[r] > L) & (floor[r] > L),
+        "support_break": lambda L, r: (c[r] < L) & (floor[r] >= L),
+        "resistance_break": lambda L, r: (c[r] > L) & (ceiling[r] <= L),
+        "resistance_reject": lambda L, r: (np.abs(h[r] - L) <= tol[r]) & (c[r] < L) & (ceiling[r] < L),
+    }
+    assert set(tests) == set(mo.level_tests(o, h, lo, c, tol, floor, ceiling)) == set(mo.LEVEL_EVENTS)
+    for name, test in tests.items():
         for min_touches in (1, 2, 3):
-            got = mo.strongest_level(levels, rows, test, tol, c, min_touches)
+            got = mo.strongest_level(name, levels, rows, h, lo, c, tol, floor, ceiling, min_touches)
             want = _strongest_level_one_level_at_a_time(levels, rows, test, tol, c, min_touches)
             np.testing.assert_array_equal(got.rows, want[0], err_msg=name)
             np.testing.assert_array_equal(got.level, want[1], err_msg=name)
