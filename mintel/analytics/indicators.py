@@ -36,6 +36,7 @@ from mintel.errors import DataError
 from mintel.schema import INDICATORS
 
 _NAT = np.iinfo(np.int64).min  # NaT as int64
+_NO_TS = np.empty(0, np.int64)
 
 
 
@@ -151,9 +152,7 @@ def compute_indicators(
         return np.ascontiguousarray(a if order is None else a[order])
 
     high, low, close, volume = col("high"), col("low"), col("close"), col("volume")
-    usable = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & np.isfinite(volume)
-    if has_ts:
-        usable &= ts_ns != _NAT
+    usable = _fk().usable(high, low, close, volume, np.ascontiguousarray(ts_ns, np.int64) if has_ts else _NO_TS)
     if symbols.null_count:
         usable &= pc.is_valid(symbols).to_numpy(zero_copy_only=False)
     keep = None if usable.all() else np.flatnonzero(usable)
@@ -391,11 +390,13 @@ def _is_sorted(symbols: pa.Array, change: np.ndarray, ts_ns) -> bool:
         return False
     if len(firsts) > 1 and not pc.all(pc.less(firsts.slice(0, len(firsts) - 1), firsts.slice(1))).as_py():
         return False
-    if ts_ns is not None and len(ts_ns) > 1:
-        back = np.diff(ts_ns) < 0
-        if (back & ~change[1:]).any():
-            return False
-    return True
+    return ts_ns is None or not _fk().ts_backwards(np.ascontiguousarray(ts_ns, np.int64), change)
+
+
+def _fk():
+    from mintel.analytics import _frame_kernel  # numba: loaded on the first batch, not on import
+
+    return _frame_kernel
 
 
 def _sort_order(bars: pd.DataFrame, has_ts: bool) -> np.ndarray:

@@ -335,6 +335,30 @@ def test_unsorted_input_gives_the_same_rows():
     pd.testing.assert_frame_equal(compute_indicators(shuffled, "1d").loc[bars.index], out)
 
 
+def test_time_running_backwards_inside_one_symbol_is_sorted_too():
+    # symbols already in order, so only the ts test within a symbol can tell the frame is unsorted
+    bars = daily_frame([50, 80, 10], 14)
+    out = compute_indicators(bars, "1d")
+    s1 = bars.index[bars.symbol == "S001"]
+    mixed = bars.loc[[*bars.index[bars.symbol == "S000"], *s1[::-1], *bars.index[bars.symbol == "S002"]]]
+    pd.testing.assert_frame_equal(compute_indicators(mixed, "1d").loc[bars.index], out)
+    swap = bars.index.to_numpy().copy()
+    swap[[60, 61]] = swap[[61, 60]]  # one pair of neighbours out of order
+    pd.testing.assert_frame_equal(compute_indicators(bars.loc[swap], "1d").loc[bars.index], out)
+
+
+def test_a_bar_without_a_time_is_unusable_on_intraday_bars():
+    bars = intraday_frame(["AAA", "BBB"], sessions=2, seed=4, per_session=60)
+    bars["ts"] = bars["ts"].astype("datetime64[ns, UTC]")
+    bad = bars.index[[5, 70]]
+    with_nat = bars.copy()
+    with_nat.loc[bad, "ts"] = pd.NaT
+    out = compute_indicators(with_nat, "1m")
+    assert out.loc[bad, list(INDICATORS)].isna().all().all()
+    expected = compute_indicators(bars.drop(index=bad), "1m")
+    pd.testing.assert_frame_equal(out.drop(index=bad)[list(INDICATORS)], expected[list(INDICATORS)])
+
+
 def test_input_is_left_alone_and_existing_indicator_columns_are_replaced():
     bars = daily_frame([60], 15)
     before = bars.copy()
