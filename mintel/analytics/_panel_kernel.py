@@ -24,6 +24,35 @@ def latest_flagged(flags, rows, first, stop):
     return out
 
 
+@njit(cache=True, nogil=True)
+def strongest_row(event, levels, h, lo, c, tl, fl, ce, min_touches):
+    """``strongest_levels`` of one row: its levels and its bar's high, low, close, tolerance, floor, ceiling."""
+    m = len(levels)
+    bt, bd, bl = 0, np.inf, np.nan
+    for j in range(m):
+        lvl = levels[j]
+        if event == 0:
+            ok = abs(lo - lvl) <= tl and c > lvl and fl > lvl
+        elif event == 1:
+            ok = c < lvl and fl >= lvl
+        elif event == 2:
+            ok = c > lvl and ce <= lvl
+        else:
+            ok = abs(h - lvl) <= tl and c < lvl and ce < lvl
+        if not ok:
+            continue
+        t = 0
+        for k in range(m):
+            if abs(levels[k] - lvl) <= tl:
+                t += 1
+        if t < min_touches:
+            continue
+        d = abs(c - lvl)
+        if t > bt or (t == bt and d < bd):
+            bt, bd, bl = t, d, lvl
+    return bt, bl
+
+
 @njit("Tuple((int64[:], float64[:]))(int64, float64[:, :], int64[:], float64[:], float64[:], float64[:], float64[:], "
       "float64[:], float64[:], int64)", cache=True, nogil=True)
 def strongest_levels(event, levels, rows, high, low, close, tol, floor, ceiling, min_touches):
@@ -31,36 +60,29 @@ def strongest_levels(event, levels, rows, high, low, close, tol, floor, ceiling,
     level event ``event``'s test (``momentum.LEVEL_EVENTS`` order; see ``momentum.strongest_level``): the most
     touches (levels within ``tol[r]`` of it, itself included; ``min_touches`` or more), then the nearest to
     ``close[r]``, then the first (most recent); (0, NaN) when none qualifies. NaN fails every test."""
-    n, m = levels.shape
+    n = levels.shape[0]
     best_t = np.zeros(n, np.int64)
     best_l = np.full(n, np.nan)
     for i in range(n):
         r = rows[i]
-        h, lo, c, tl, fl, ce = high[r], low[r], close[r], tol[r], floor[r], ceiling[r]
-        bt, bd = 0, np.inf
-        for j in range(m):
-            lvl = levels[i, j]
-            if event == 0:
-                ok = abs(lo - lvl) <= tl and c > lvl and fl > lvl
-            elif event == 1:
-                ok = c < lvl and fl >= lvl
-            elif event == 2:
-                ok = c > lvl and ce <= lvl
-            else:
-                ok = abs(h - lvl) <= tl and c < lvl and ce < lvl
-            if not ok:
-                continue
-            t = 0
-            for k in range(m):
-                if abs(levels[i, k] - lvl) <= tl:
-                    t += 1
-            if t < min_touches:
-                continue
-            d = abs(c - lvl)
-            if t > bt or (t == bt and d < bd):
-                bt, bd = t, d
-                best_t[i], best_l[i] = t, lvl
+        best_t[i], best_l[i] = strongest_row(event, levels[i], high[r], low[r], close[r], tol[r], floor[r], ceiling[r],
+                                             min_touches)
     return best_t, best_l
+
+
+@njit(cache=True, nogil=True)
+def listed_row(seq, price, listed, r, lowest, stop, out):
+    """``recent_listed`` of one symbol ``r`` into ``out`` (its ``count`` prices; NaN where fewer)."""
+    out[:] = np.nan
+    found = 0
+    for q in range(listed[r]):
+        s = seq[r, q]
+        if s >= stop:
+            continue
+        if s < lowest or found == len(out):
+            break
+        out[found] = price[r, q]
+        found += 1
 
 
 @njit("float64[:, :](int64[:, :], float64[:, :], int64[:], int64[:], int64[:], int64, int64)", cache=True, nogil=True)
@@ -73,14 +95,5 @@ def recent_listed(seq, price, listed, rows, lowest, stop, count):
     n = len(rows)
     out = np.full((n, count), np.nan)
     for j in range(n):
-        r = rows[j]
-        found = 0
-        for q in range(listed[r]):
-            s = seq[r, q]
-            if s >= stop:
-                continue
-            if s < lowest[j] or found == count:
-                break
-            out[j, found] = price[r, q]
-            found += 1
+        listed_row(seq, price, listed, rows[j], lowest[j], stop, out[j])
     return out
