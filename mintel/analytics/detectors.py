@@ -72,10 +72,17 @@ class Hits:
 
 @dataclass(frozen=True)
 class Detector:
+    """A detector: ``find`` gives its hits on a panel; ``factors`` names its factors in order; ``message``
+    makes the message of hits found elsewhere (the live kernel, ``_detect_kernel``) from the panel, their
+    rows and their ``numbers`` (per-hit values the text needs that the panel does not hold)."""
+
     name: str
     direction: str  # long | short | neutral | bar (decided per bar)
     description: str
     find: Callable[[Panel], Hits] = field(repr=False)
+    factors: tuple[str, ...] = ()
+    message: Callable[..., Message] = field(repr=False, default=None)
+    numbers: tuple[str, ...] = ()
     daily_only: bool = False
 
 
@@ -102,12 +109,17 @@ def _channel_break(p: Panel, side: int, year: bool) -> Hits:
                "momentum": p.rsi_pts(r, side, 10)}
     loc = p.location[r] if side > 0 else 1 - p.location[r]
     conf = _confidence(vr >= 1.5, loc >= 0.5, factors["trend"] > 0)
+    return Hits(r, factors, conf, _channel_message(p, r, side, year, level=level[r]))
+
+
+def _channel_message(p: Panel, r: np.ndarray, side: int, year: bool, *, level: np.ndarray) -> Message:
+    window = p.params.year_window if year else p.params.breakout_window
     span = "52-week" if year and window == 252 and p.daily else f"{window}-{p.unit}"
     words = {"verb": "broke its" if side > 0 else "broke below its", "span": span, "word": "high" if side > 0 else "low"}
-    message = Message("{symbol} {verb} {span} {word} {level:price} at {close:price}[ on {vr:.1f}× volume]",
-                      lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "level": level[r[i]], "close": p.c[r[i]],
-                                             "vr": vr[i]})
-    return Hits(r, factors, conf, message)
+    vr = p.ind["volume_ratio"]
+    return Message("{symbol} {verb} {span} {word} {level:price} at {close:price}[ on {vr:.1f}× volume]",
+                   lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "level": level[i], "close": p.c[r[i]],
+                                          "vr": vr[r[i]]})
 
 
 def _volume_spike(p: Panel) -> Hits:
@@ -126,18 +138,23 @@ def _volume_spike(p: Panel) -> Hits:
     with np.errstate(invalid="ignore"):
         conf = _confidence(z >= 2.0, move_atr >= 0.5, loc >= 0.5)
     direction = np.where(side > 0, "long", np.where(side < 0, "short", "neutral"))
+    return Hits(r, factors, conf, _spike_message(p, r), direction)
+
+
+def _spike_message(p: Panel, r: np.ndarray) -> Message:
+    vr = p.ind["volume_ratio"]
     ref_name, ref = ("VWAP", p.ind.get("vwap")) if not p.daily else ("SMA 20", p.ind.get("sma_20"))
 
     def columns(i=slice(None)) -> dict:
         ri = r[i]
         with np.errstate(invalid="ignore", divide="ignore"):
+            ret = p.c[ri] / p.prev_close[ri] - 1.0
             dist = (p.c[ri] / ref[ri] - 1.0) * 100.0 if ref is not None else np.full(len(ri), np.nan)
-        return {"symbol": p.sym[ri], "vr": vr[ri], "move": ret[i] * 100, "unit": p.unit, "dist": np.abs(dist),
+        return {"symbol": p.sym[ri], "vr": vr[ri], "move": ret * 100, "unit": p.unit, "dist": np.abs(dist),
                 "above": dist >= 0, "ref": ref_name}
 
-    message = Message("{symbol} traded {vr:.1f}× its usual volume[, {move:+.1f}% on the {unit}]"
-                      "[, closing {dist:.1f}% {above?above|below} {ref}]", columns)
-    return Hits(r, factors, conf, message, direction)
+    return Message("{symbol} traded {vr:.1f}× its usual volume[, {move:+.1f}% on the {unit}]"
+                   "[, closing {dist:.1f}% {above?above|below} {ref}]", columns)
 
 
 def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
@@ -156,16 +173,18 @@ def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
         factors = {"base": np.full(len(r), 40.0), "trend": p.trend_pts(r, side, 20), "volume": p.volume_pts(r, 15),
                    "momentum": p.rsi_pts(r, side, 15), "position": 10.0 * far}
         conf = _confidence(factors["trend"] > 0, far, p.ind["volume_ratio"][r] >= 1.2)
+    return Hits(r, factors, conf, _cross_message(p, r, side, fast, label))
+
+
+def _cross_message(p: Panel, r: np.ndarray, side: int, fast: str, label: str) -> Message:
     words = "above" if side > 0 else "below"
     if fast == "sma_20":
-        message = Message("{symbol}: SMA 20 crossed {words} SMA 50 ({label}) at {close:price}",
-                          lambda i=slice(None): {"symbol": p.sym[r[i]], "close": p.c[r[i]], "words": words, "label": label})
-    else:
-        macd = p.ind["macd"]
-        message = Message("{symbol}: MACD crossed {words} its signal line, {below?below|above} the zero line (MACD {macd:.2f})",
-                          lambda i=slice(None): {"symbol": p.sym[r[i]], "macd": macd[r[i]], "below": macd[r[i]] < 0,
-                                                 "words": words})
-    return Hits(r, factors, conf, message)
+        return Message("{symbol}: SMA 20 crossed {words} SMA 50 ({label}) at {close:price}",
+                       lambda i=slice(None): {"symbol": p.sym[r[i]], "close": p.c[r[i]], "words": words, "label": label})
+    macd = p.ind["macd"]
+    return Message("{symbol}: MACD crossed {words} its signal line, {below?below|above} the zero line (MACD {macd:.2f})",
+                   lambda i=slice(None): {"symbol": p.sym[r[i]], "macd": macd[r[i]], "below": macd[r[i]] < 0,
+                                          "words": words})
 
 
 def _rsi_extreme(p: Panel, side: int) -> Hits:
@@ -179,10 +198,20 @@ def _rsi_extreme(p: Panel, side: int) -> Hits:
     factors = {"base": np.full(len(r), 40.0), "depth": 30 * _unit(depth / 15.0), "turn": 15.0 * turn,
                "stretch": 15.0 * stretch}
     conf = _confidence(turn, stretch, depth >= 5)
+    return Hits(r, factors, conf, _rsi_message(p, r, side))
+
+
+def _rsi_message(p: Panel, r: np.ndarray, side: int) -> Message:
+    rsi = p.ind["rsi"]
     words = {"state": "oversold", "way": "up"} if side > 0 else {"state": "overbought", "way": "down"}
-    message = Message("{symbol} is {state}: RSI {rsi:.0f}{turn?, turning {way}|}",
-                      lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "rsi": rsi[r[i]], "turn": turn[i]})
-    return Hits(r, factors, conf, message)
+
+    def columns(i=slice(None)) -> dict:
+        ri = r[i]
+        with np.errstate(invalid="ignore"):
+            turn = side * (rsi[ri] - p.lag("rsi", 1)[ri]) > 0
+        return {**words, "symbol": p.sym[ri], "rsi": rsi[ri], "turn": turn}
+
+    return Message("{symbol} is {state}: RSI {rsi:.0f}{turn?, turning {way}|}", columns)
 
 
 def _divergence(p: Panel, side: int) -> Hits:
@@ -196,14 +225,17 @@ def _divergence(p: Panel, side: int) -> Hits:
     factors = {"base": np.full(len(r), 45.0), "rsi_gap": 20 * _unit(rsi_gap / 10.0),
                "price_gap": 10 * _unit(price_gap), "extreme": 15 * _unit(extreme), "confirm": 10.0 * confirm}
     conf = _confidence(rsi_gap >= 5, extreme >= 1.0, confirm)
+    return Hits(r, factors, conf, _divergence_message(p, r, side, price=d.price_pivot, price_before=d.price_previous,
+                                                      rsi=d.rsi_pivot, rsi_before=d.rsi_previous))
+
+
+def _divergence_message(p: Panel, r: np.ndarray, side: int, *, price, price_before, rsi, rsi_before) -> Message:
     words = {"kind": "bullish", "price_low": "lower low", "rsi_low": "higher low"} if side > 0 else \
         {"kind": "bearish", "price_low": "higher high", "rsi_low": "lower high"}
-    message = Message("{symbol}: {kind} RSI divergence, price made a {price_low} {price:price} vs {price_before:price} "
-                      "while RSI made a {rsi_low} {rsi:.0f} vs {rsi_before:.0f}",
-                      lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "price": d.price_pivot[i],
-                                             "price_before": d.price_previous[i], "rsi": d.rsi_pivot[i],
-                                             "rsi_before": d.rsi_previous[i]})
-    return Hits(r, factors, conf, message)
+    return Message("{symbol}: {kind} RSI divergence, price made a {price_low} {price:price} vs {price_before:price} "
+                   "while RSI made a {rsi_low} {rsi:.0f} vs {rsi_before:.0f}",
+                   lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "price": price[i], "price_before": price_before[i],
+                                          "rsi": rsi[i], "rsi_before": rsi_before[i]})
 
 
 def _level(p: Panel, name: str, side: int) -> Hits:
@@ -221,14 +253,17 @@ def _level(p: Panel, name: str, side: int) -> Hits:
         factors = {"base": np.full(len(r), 40.0), "touches": touch, turn: p.atr_pts(r, dist, 15),
                    "volume": p.volume_pts(r, 10), "trend": p.trend_pts(r, side, 10)}
         conf = _confidence(t >= 3, factors["trend"] > 0, factors[turn] >= 5)
+    return Hits(r, factors, conf, _level_message(p, r, name, level=lvl, touches=t))
+
+
+def _level_message(p: Panel, r: np.ndarray, name: str, *, level: np.ndarray, touches: np.ndarray) -> Message:
     what = "support" if name.startswith("support") else "resistance"
     verb = "broke" if name.endswith("break") else "bounced off" if what == "support" else "was rejected at"
     vr = p.ind["volume_ratio"]
-    message = Message("{symbol} {verb} {what} {level:price} ({touches:.0f} touches), closing at {close:price}"
-                      + ("[ on {vr:.1f}× volume]" if name.endswith("break") else ""),
-                      lambda i=slice(None): {"symbol": p.sym[r[i]], "verb": verb, "what": what, "level": lvl[i],
-                                             "touches": t[i], "close": p.c[r[i]], "vr": vr[r[i]]})
-    return Hits(r, factors, conf, message)
+    return Message("{symbol} {verb} {what} {level:price} ({touches:.0f} touches), closing at {close:price}"
+                   + ("[ on {vr:.1f}× volume]" if name.endswith("break") else ""),
+                   lambda i=slice(None): {"symbol": p.sym[r[i]], "verb": verb, "what": what, "level": level[i],
+                                          "touches": touches[i], "close": p.c[r[i]], "vr": vr[r[i]]})
 
 
 def _gap(p: Panel, side: int) -> Hits:
@@ -241,45 +276,82 @@ def _gap(p: Panel, side: int) -> Hits:
     size = np.fmax(_unit(np.abs(pct) / 6.0), _unit(np.abs(atr_x) / 3.0))
     factors = {"base": np.full(len(r), 40.0), "size": 25 * size, "hold": 20.0 * hold, "volume": p.volume_pts(r, 15)}
     conf = _confidence(hold, follow, p.ind["volume_ratio"][r] >= 1.5)
+    return Hits(r, factors, conf, _gap_message(p, r, side))
+
+
+def _gap_message(p: Panel, r: np.ndarray, side: int) -> Message:
     word = "up" if side > 0 else "down"
-    message = Message("{symbol} gapped {word} {pct:.1f}%[ ({atr:.1f} ATR)] to {open:price} from {prev:price}, "
-                      "{hold?holding the gap|filling the gap}",
-                      lambda i=slice(None): {"symbol": p.sym[r[i]], "word": word, "pct": np.abs(pct[i]), "atr": atr_x[i],
-                                             "open": p.o[r[i]], "prev": prev[i], "hold": hold[i]})
-    return Hits(r, factors, conf, message)
+
+    def columns(i=slice(None)) -> dict:
+        ri, gp = r[i], p.gaps
+        prev = gp["prev_close"][ri]
+        with np.errstate(invalid="ignore"):
+            hold = side * (p.c[ri] - prev) > 0
+        return {"symbol": p.sym[ri], "word": word, "pct": np.abs(gp["gap_pct"][ri]), "atr": gp["gap_atr"][ri],
+                "open": p.o[ri], "prev": prev, "hold": hold}
+
+    return Message("{symbol} gapped {word} {pct:.1f}%[ ({atr:.1f} ATR)] to {open:price} from {prev:price}, "
+                   "{hold?holding the gap|filling the gap}", columns)
 
 
 _SMA = {"fast": "sma_20", "slow": "sma_50"}
 _MACD = {"fast": "macd", "slow": "macd_signal", "label": ""}
+_CHANNEL = ("base", "volume", "margin", "trend", "momentum")
+_SMA_CROSS = ("base", "slope", "volume", "trend", "macd")
+_MACD_CROSS = ("base", "trend", "volume", "momentum", "position")
+_RSI = ("base", "depth", "turn", "stretch")
+_DIVERGENCE = ("base", "rsi_gap", "price_gap", "extreme", "confirm")
+_BREAK = ("base", "touches", "margin", "volume")
+_GAP = ("base", "size", "hold", "volume")
+_DIV_NUMBERS = ("price", "price_before", "rsi", "rsi_before")
+_LEVEL_NUMBERS = ("level", "touches")
+
+
+def _channel_detector(name, direction, description, side, year):
+    return Detector(name, direction, description, partial(_channel_break, side=side, year=year), _CHANNEL,
+                    partial(_channel_message, side=side, year=year), ("level",), daily_only=year)
+
+
+def _cross_detector(name, direction, description, side, spec, label=""):
+    spec = {**spec, "label": label or spec.get("label", "")}
+    return Detector(name, direction, description, partial(_cross, side=side, **spec),
+                    _SMA_CROSS if spec["fast"] == "sma_20" else _MACD_CROSS,
+                    partial(_cross_message, side=side, fast=spec["fast"], label=spec["label"]))
+
+
+def _level_detector(name, direction, description, side):
+    turn = "bounce" if side > 0 else "rejection"
+    factors = _BREAK if name.endswith("break") else ("base", "touches", turn, "volume", "trend")
+    return Detector(name, direction, description, partial(_level, name=name, side=side), factors,
+                    partial(_level_message, name=name), _LEVEL_NUMBERS)
+
 
 DETECTORS: dict[str, Detector] = {d.name: d for d in (
-    Detector("breakout", "long", "close above the previous N bars' highest high",
-             partial(_channel_break, side=1, year=False)),
-    Detector("breakdown", "short", "close below the previous N bars' lowest low",
-             partial(_channel_break, side=-1, year=False)),
-    Detector("high_52w", "long", "close above the previous 252 daily bars' highest high",
-             partial(_channel_break, side=1, year=True), daily_only=True),
-    Detector("low_52w", "short", "close below the previous 252 daily bars' lowest low",
-             partial(_channel_break, side=-1, year=True), daily_only=True),
-    Detector("volume_spike", "bar", "volume ratio >= 3; direction of the bar's move", _volume_spike),
-    Detector("golden_cross", "long", "SMA 20 crosses above SMA 50", partial(_cross, side=1, label="golden cross", **_SMA)),
-    Detector("death_cross", "short", "SMA 20 crosses below SMA 50", partial(_cross, side=-1, label="death cross", **_SMA)),
-    Detector("macd_cross_up", "long", "MACD crosses above its signal line", partial(_cross, side=1, **_MACD)),
-    Detector("macd_cross_down", "short", "MACD crosses below its signal line", partial(_cross, side=-1, **_MACD)),
-    Detector("rsi_oversold", "long", "RSI below 30", partial(_rsi_extreme, side=1)),
-    Detector("rsi_overbought", "short", "RSI above 70", partial(_rsi_extreme, side=-1)),
-    Detector("rsi_divergence_bull", "long", "lower price low, higher RSI low (RSI < 50)", partial(_divergence, side=1)),
-    Detector("rsi_divergence_bear", "short", "higher price high, lower RSI high (RSI > 50)", partial(_divergence, side=-1)),
-    Detector("support_bounce", "long", "touch of a support (>= 2 touches) closing up, above it",
-             partial(_level, name="support_bounce", side=1)),
-    Detector("support_break", "short", "close below a support (>= 2 touches)",
-             partial(_level, name="support_break", side=-1)),
-    Detector("resistance_break", "long", "close above a resistance (>= 2 touches)",
-             partial(_level, name="resistance_break", side=1)),
-    Detector("resistance_reject", "short", "touch of a resistance (>= 2 touches) closing down, below it",
-             partial(_level, name="resistance_reject", side=-1)),
-    Detector("gap_up", "long", "open above the previous close by > 2 % or > 1 ATR", partial(_gap, side=1)),
-    Detector("gap_down", "short", "open below the previous close by > 2 % or > 1 ATR", partial(_gap, side=-1)),
+    _channel_detector("breakout", "long", "close above the previous N bars' highest high", 1, False),
+    _channel_detector("breakdown", "short", "close below the previous N bars' lowest low", -1, False),
+    _channel_detector("high_52w", "long", "close above the previous 252 daily bars' highest high", 1, True),
+    _channel_detector("low_52w", "short", "close below the previous 252 daily bars' lowest low", -1, True),
+    Detector("volume_spike", "bar", "volume ratio >= 3; direction of the bar's move", _volume_spike,
+             ("base", "size", "unusual", "move", "close"), _spike_message),
+    _cross_detector("golden_cross", "long", "SMA 20 crosses above SMA 50", 1, _SMA, "golden cross"),
+    _cross_detector("death_cross", "short", "SMA 20 crosses below SMA 50", -1, _SMA, "death cross"),
+    _cross_detector("macd_cross_up", "long", "MACD crosses above its signal line", 1, _MACD),
+    _cross_detector("macd_cross_down", "short", "MACD crosses below its signal line", -1, _MACD),
+    Detector("rsi_oversold", "long", "RSI below 30", partial(_rsi_extreme, side=1), _RSI, partial(_rsi_message, side=1)),
+    Detector("rsi_overbought", "short", "RSI above 70", partial(_rsi_extreme, side=-1), _RSI,
+             partial(_rsi_message, side=-1)),
+    Detector("rsi_divergence_bull", "long", "lower price low, higher RSI low (RSI < 50)", partial(_divergence, side=1),
+             _DIVERGENCE, partial(_divergence_message, side=1), _DIV_NUMBERS),
+    Detector("rsi_divergence_bear", "short", "higher price high, lower RSI high (RSI > 50)", partial(_divergence, side=-1),
+             _DIVERGENCE, partial(_divergence_message, side=-1), _DIV_NUMBERS),
+    _level_detector("support_bounce", "long", "touch of a support (>= 2 touches) closing up, above it", 1),
+    _level_detector("support_break", "short", "close below a support (>= 2 touches)", -1),
+    _level_detector("resistance_break", "long", "close above a resistance (>= 2 touches)", 1),
+    _level_detector("resistance_reject", "short", "touch of a resistance (>= 2 touches) closing down, below it", -1),
+    Detector("gap_up", "long", "open above the previous close by > 2 % or > 1 ATR", partial(_gap, side=1), _GAP,
+             partial(_gap_message, side=1)),
+    Detector("gap_down", "short", "open below the previous close by > 2 % or > 1 ATR", partial(_gap, side=-1), _GAP,
+             partial(_gap_message, side=-1)),
 )}
 
 

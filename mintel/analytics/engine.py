@@ -111,7 +111,7 @@ class LiveEngine:
         last = self.window.run > 0  # the newest slot holds a usable bar
         panel = LivePanel(self.window, self.interval, self.params, want=want, history=self.history, dense=dense,
                           labels=self._labels(names))
-        found = Found.of([(DETECTORS[k], h) for k in self.kinds if len((h := DETECTORS[k].find(panel)).rows)])
+        found = panel.found(self.kinds)
         rows, kinds, sides, scores = found.rows, found.kind, found.direction, found.score
 
         score = np.full(len(names), np.nan)

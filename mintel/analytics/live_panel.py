@@ -25,10 +25,12 @@ from mintel.analytics import momentum as mo
 from mintel.analytics.panel import NEEDED, DivergenceHits, Panel
 
 if TYPE_CHECKING:
-    from mintel.analytics.detectors import DetectorParams
+    from mintel.analytics.detectors import DetectorParams, Found
     from mintel.analytics.engine import BarWindow
 
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+_KERNEL_COLUMNS = ("open", "high", "low", "close", "volume_ratio", "atr", "rsi", "sma_20", "sma_50", "macd", "macd_signal",
+                   "macd_hist", "bb_upper", "bb_lower")  # _detect_kernel.COLUMNS (checked there)
 
 
 class LivePanel(Panel):
@@ -62,6 +64,18 @@ class LivePanel(Panel):
         self._labels = labels or (pa.array(self.names, pa.string()), None)
         self.o, self.h, self.l, self.c, self.v = (self._last(c) for c in _PRICE_COLUMNS)
         self.ind = {c: self._last(c) for c in (*NEEDED, "sma_200") if c in self._col}
+
+    # -- the detectors
+
+    def found(self, kinds) -> Found:
+        """Every hit of the detectors ``kinds`` on the wanted rows, in ``Found``'s order: one compiled pass
+        over the window (``_detect_kernel``) when it keeps its swing lists and log volumes, else each
+        detector's ``find`` on this panel (the two give the same hits, bit for bit)."""
+        from mintel.analytics.detectors import DETECTORS, Found
+
+        if self._lists is None or self._logv is None or not self.width or any(c not in self._col for c in _KERNEL_COLUMNS):
+            return Found.of([(DETECTORS[k], h) for k in kinds if len((h := DETECTORS[k].find(self)).rows)])
+        return _kernel_found(self, kinds)
 
     # -- the window
 
@@ -325,3 +339,39 @@ def _recent_prices(mask: np.ndarray, price: np.ndarray, count: int) -> np.ndarra
         rows, cols = rows[near], cols[near]
         out[rows, rank[near] - 1] = price[rows, cols]
     return out
+
+
+def _kernel_found(p: LivePanel, kinds) -> Found:
+    """``LivePanel.found`` through ``_detect_kernel.live_detect``; each kind's hits become one part with the
+    detector's factor names and message (its text made only for the rows announced)."""
+    from mintel.analytics import _detect_kernel as dk
+    from mintel.analytics.detectors import DETECTORS, KINDS, SIDES, Found, Hits
+
+    if tuple(KINDS) != dk.KIND_ORDER or _KERNEL_COLUMNS != dk.COLUMNS:  # pragma: no cover - a detector added in one place
+        raise RuntimeError("_detect_kernel: its kinds or columns differ from the detectors'")
+    enabled = np.isin(KINDS, list(kinds))
+    cols = np.array([p._col[c] for c in dk.COLUMNS], np.int64)
+    params = np.array([float(getattr(p.params, f)) for f in dk.PARAMS])
+    seq, prices, listed, newest = p._lists
+    n, rows, kind, direction, pts, score, conf, nums = dk.live_detect(
+        p._m, cols, p._logv, p._piv[0], p._piv[1], seq, prices, listed, newest, p.bars, p.wanted, params,
+        p._pivot_span, enabled)
+    order = np.argsort(kind, kind="stable")  # by kind, rows ascending within each
+    ks, first = np.unique(kind[order], return_index=True)
+    bounds = np.r_[first, n]
+    part, hit = np.empty(n, np.int64), np.empty(n, np.int64)
+    parts, points = [], []
+    for j, k in enumerate(ks.tolist()):
+        at = order[bounds[j]:bounds[j + 1]]
+        part[at], hit[at] = j, np.arange(len(at))
+        det = DETECTORS[KINDS[k]]
+        r = rows[at]
+        numbers = {name: nums[at, c] for c, name in enumerate(det.numbers)}
+        if "touches" in numbers:
+            numbers["touches"] = numbers["touches"].astype(np.int64)
+        points_k = pts[at, :len(det.factors)]
+        hits = Hits(r, dict(zip(det.factors, points_k.T)), conf[at], det.message(p, r, **numbers),
+                    SIDES[direction[at]] if det.direction == "bar" else None)
+        parts.append((det, hits))
+        points.append(points_k)
+    return Found(parts, rows, kind, direction, score, conf, part, hit, points)
