@@ -90,34 +90,48 @@ def _lag(m, col, r, k, width, bars):
 
 
 @njit(**_JIT)
-def _channel(m, r, window, width, bars):
-    """``LivePanel.channel``: (highest high, lowest low) of the ``window`` slots before the last."""
-    if window + 1 > width or bars <= window:
-        return np.nan, np.nan
-    hi, lo = m[_H, r, width - 1 - window], m[_L, r, width - 1 - window]
-    for s in range(width - window, width - 1):
-        hi = max(hi, m[_H, r, s])  # usable slots: finite
-        lo = min(lo, m[_L, r, s])
+def _channels(m, hcol, lcol, window, width):
+    """``LivePanel.channel`` before its tail test: (highest high, lowest low) of the ``window`` slots before the
+    last, for every symbol, slot by slot (each slot's symbols are contiguous: one stream per slot, where a
+    row at a time reads ``window`` slots a page apart)."""
+    n = m.shape[1]
+    hi, lo = np.full(n, np.nan), np.full(n, np.nan)
+    if window + 1 > width:
+        return hi, lo
+    first = width - 1 - window
+    for r in range(n):
+        hi[r], lo[r] = m[hcol, r, first], m[lcol, r, first]
+    for s in range(first + 1, width - 1):
+        for r in range(n):
+            hi[r] = max(hi[r], m[hcol, r, s])  # the rows that use it: usable slots, finite
+            lo[r] = min(lo[r], m[lcol, r, s])
     return hi, lo
 
 
 @njit(**_JIT)
-def _volume_z(logv, r, window, width, bars):
-    """``LivePanel.volume_z`` from the window's log volumes (sums left to right)."""
-    if bars <= window or window + 1 > width:
-        return np.nan
+def _volume_z(logv, window, width):
+    """``LivePanel.volume_z`` before its tail test, for every symbol, from the window's log volumes: the sums
+    taken slot by slot, so each symbol's are left to right as numpy's."""
+    n = logv.shape[0]
+    z = np.full(n, np.nan)
+    if window + 1 > width:
+        return z
     first = width - (window + 1)
-    x = logv[r, first]
-    s1, s2 = x, x * x
+    s1, s2 = np.empty(n), np.empty(n)
+    for r in range(n):
+        x = logv[r, first]
+        s1[r], s2[r] = x, x * x
     for j in range(1, window):
-        x = logv[r, first + j]
-        s1 += x
-        s2 += x * x
-    mean = s1 / window
-    v = s2 - s1 * mean
-    var = (v if not v < 0.0 else 0.0) / (window - 1)  # np.maximum(v, 0): NaN stays NaN
-    std = np.sqrt(var)
-    return (logv[r, width - 1] - mean) / std if std > 1e-6 else np.nan
+        for r in range(n):
+            x = logv[r, first + j]
+            s1[r] += x
+            s2[r] += x * x
+    for r in range(n):
+        mean = s1[r] / window
+        v = s2[r] - s1[r] * mean
+        std = np.sqrt((v if not v < 0.0 else 0.0) / (window - 1))  # np.maximum(v, 0): NaN stays NaN
+        z[r] = (logv[r, width - 1] - mean) / std if std > 1e-6 else np.nan
+    return z
 
 
 @njit(**_JIT)
@@ -162,6 +176,13 @@ def live_detect(m, cols, logv, piv_hi, piv_lo, seq, prices, listed, newest, bars
     known_stop = span - k - 1
     base = newest - (width - 1)
     levels = np.empty(count)
+    lvl_t, lvl_l = np.zeros(4, np.int64), np.full(4, np.nan)  # each row's four level events: touches, level
+    hi20_all, lo20_all = _channels(m, cols[_H], cols[_L], win20, width)
+    if enabled[6] or enabled[7]:
+        hi_year, lo_year = _channels(m, cols[_H], cols[_L], year_w, width)
+    else:
+        hi_year, lo_year = hi20_all, lo20_all  # not read
+    z_all = _volume_z(logv, vwin, width) if enabled[18] else np.empty(0)
 
     for r in range(n_sym):
         if not wanted[r]:
@@ -177,7 +198,7 @@ def live_detect(m, cols, logv, piv_hi, piv_lo, seq, prices, listed, newest, bars
         trend_up, trend_dn = c - sma50 > 0, -1 * (c - sma50) > 0
 
         # -- breakdown / breakout (N bars) and the 52-week pair
-        hi20, lo20 = _channel(m, r, win20, width, b)
+        hi20, lo20 = (hi20_all[r], lo20_all[r]) if b > win20 else (np.nan, np.nan)
         if enabled[0] and -1 * (c - lo20) > 0:
             excess = -1 * (c - lo20)
             t = 10 * trend_dn
@@ -228,7 +249,7 @@ def live_detect(m, cols, logv, piv_hi, piv_lo, seq, prices, listed, newest, bars
                       50.0, 15.0 * slope, vol15, 10 * trend_up, 10.0 * hist, _conf(slope, hist, vr >= 1.2),
                       np.nan, np.nan, np.nan, np.nan)
         if enabled[6] or enabled[7]:
-            hi_y, lo_y = _channel(m, r, year_w, width, b)
+            hi_y, lo_y = (hi_year[r], lo_year[r]) if b > year_w else (np.nan, np.nan)
             if enabled[6] and c - hi_y > 0:
                 t = 10 * trend_up
                 n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 6, _LONG, 5,
@@ -266,8 +287,8 @@ def live_detect(m, cols, logv, piv_hi, piv_lo, seq, prices, listed, newest, bars
         lowest = off + max(max(first_known, k), span - b + k)
         stop = off + known_stop
         ev = (c > o and lo_ - tol <= floor, c < floor, c > ceiling, c < o and h + tol >= ceiling)
-        lvl_t = np.zeros(4, np.int64)
-        lvl_l = np.full(4, np.nan)
+        lvl_t[:] = 0
+        lvl_l[:] = np.nan
         for side in range(2):  # 0: support (lists side 1, events 0, 1); 1: resistance (lists side 0, events 2, 3)
             e0 = 2 * side
             if not ((ev[e0] and enabled[16 if side == 0 else 10]) or (ev[e0 + 1] and enabled[17 if side == 0 else 11])):
@@ -345,7 +366,7 @@ def live_detect(m, cols, logv, piv_hi, piv_lo, seq, prices, listed, newest, bars
             move_atr = abs(c - prev_close) / atr
             sgn = 0.0 if np.isnan(ret) else (1.0 if ret > 0 else (-1.0 if ret < 0 else 0.0))
             loc = location if sgn > 0 else (1 - location if sgn < 0 else 0.0)
-            z = _volume_z(logv, r, vwin, width, b)
+            z = z_all[r] if b > vwin else np.nan
             n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 18,
                       _LONG if sgn > 0 else (_SHORT if sgn < 0 else _NEUTRAL), 5,
                       30.0, 30 * _unit((vr - 3.0) / 5.0), 10 * _unit((z - 2.0) / 2.0), 20 * _unit(move_atr / 2.0),
