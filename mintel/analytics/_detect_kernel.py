@@ -390,3 +390,19 @@ def _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num
     vol = 10 * _unit((vr - 1.0) / (3.0 - 1.0))
     return _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, direction, 5,
                  40.0, touch, move, vol, trend, _conf(t >= 3, trend > 0, move >= 5), lvl, float(t), np.nan, np.nan)
+
+
+@njit(**_JIT)
+def by_kind(kind, n_kinds):
+    """(order, starts, hit): the hits grouped by kind (a counting sort, rows ascending within each: ``order``),
+    each kind's bounds in it (``starts``, n_kinds + 1) and each hit's place among its kind's (``hit``)."""
+    counts = np.zeros(n_kinds + 1, np.int64)
+    hit = np.empty(len(kind), np.int64)
+    for i in range(len(kind)):
+        hit[i] = counts[kind[i] + 1]
+        counts[kind[i] + 1] += 1
+    starts = np.cumsum(counts)
+    order = np.empty(len(kind), np.int64)
+    for i in range(len(kind)):
+        order[starts[kind[i]] + hit[i]] = i
+    return order, starts, hit

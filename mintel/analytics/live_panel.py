@@ -14,6 +14,7 @@ symbol that missed a slot is left to the ``Panel`` path by the engine (``dense``
 
 from __future__ import annotations
 
+import functools
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -341,6 +342,15 @@ def _recent_prices(mask: np.ndarray, price: np.ndarray, count: int) -> np.ndarra
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _enabled(kinds: tuple[str, ...]) -> np.ndarray:
+    from mintel.analytics.detectors import KINDS
+
+    out = np.isin(KINDS, list(kinds))
+    out.flags.writeable = False
+    return out
+
+
 def _kernel_found(p: LivePanel, kinds) -> Found:
     """``LivePanel.found`` through ``_detect_kernel.live_detect``; each kind's hits become one part with the
     detector's factor names and message (its text made only for the rows announced)."""
@@ -349,29 +359,30 @@ def _kernel_found(p: LivePanel, kinds) -> Found:
 
     if tuple(KINDS) != dk.KIND_ORDER or _KERNEL_COLUMNS != dk.COLUMNS:  # pragma: no cover - a detector added in one place
         raise RuntimeError("_detect_kernel: its kinds or columns differ from the detectors'")
-    enabled = np.isin(KINDS, list(kinds))
+    enabled = _enabled(tuple(kinds))
     cols = np.array([p._col[c] for c in dk.COLUMNS], np.int64)
     params = np.array([float(getattr(p.params, f)) for f in dk.PARAMS])
     seq, prices, listed, newest = p._lists
     n, rows, kind, direction, pts, score, conf, nums = dk.live_detect(
         p._m, cols, p._logv, p._piv[0], p._piv[1], seq, prices, listed, newest, p.bars, p.wanted, params,
         p._pivot_span, enabled)
-    order = np.argsort(kind, kind="stable")  # by kind, rows ascending within each
-    ks, first = np.unique(kind[order], return_index=True)
-    bounds = np.r_[first, n]
-    part, hit = np.empty(n, np.int64), np.empty(n, np.int64)
+    order, starts, hit = dk.by_kind(kind, len(KINDS))  # grouped by kind, rows ascending within each
+    g_rows, g_conf, g_pts, g_nums, g_dir = rows[order], conf[order], pts[order], nums[order], direction[order]
+    present = np.flatnonzero(np.diff(starts))
+    part_of = np.zeros(len(KINDS), np.int64)
+    part_of[present] = np.arange(len(present))
+    part = part_of[kind]
     parts, points = [], []
-    for j, k in enumerate(ks.tolist()):
-        at = order[bounds[j]:bounds[j + 1]]
-        part[at], hit[at] = j, np.arange(len(at))
+    for k in present.tolist():
+        at = slice(starts[k], starts[k + 1])
         det = DETECTORS[KINDS[k]]
-        r = rows[at]
-        numbers = {name: nums[at, c] for c, name in enumerate(det.numbers)}
+        r = g_rows[at]
+        numbers = {name: g_nums[at, c] for c, name in enumerate(det.numbers)}
         if "touches" in numbers:
             numbers["touches"] = numbers["touches"].astype(np.int64)
-        points_k = pts[at, :len(det.factors)]
-        hits = Hits(r, dict(zip(det.factors, points_k.T)), conf[at], det.message(p, r, **numbers),
-                    SIDES[direction[at]] if det.direction == "bar" else None)
+        points_k = g_pts[at, :len(det.factors)]
+        hits = Hits(r, dict(zip(det.factors, points_k.T)), g_conf[at], det.message(p, r, **numbers),
+                    SIDES[g_dir[at]] if det.direction == "bar" else None)
         parts.append((det, hits))
         points.append(points_k)
     return Found(parts, rows, kind, direction, score, conf, part, hit, points)
