@@ -3,9 +3,10 @@
     bars -> LiveState (day figures, streaming indicators) -> BarWindow (last bars, enriched)
          -> detectors on each updated symbol's last bar -> multi-factor score -> cooldown -> outputs
 
-The detectors and the scorer read the window in place (``LivePanel``: arrays, no DataFrame); a
-symbol with a hole in its window (it missed a bar) takes the general ``Panel`` path, which gives the
-same answers at a higher cost. Messages and factor JSON are made only for the opportunities announced
+The detectors and the scorer read the window in place (``LivePanel``: arrays, no DataFrame); the
+detectors run as one compiled pass over it (``_detect_kernel``, held bit for bit to the numpy
+detectors by the tests); a symbol with a hole in its window (it missed a bar) takes the general
+``Panel`` path, which gives the same answers at a higher cost. Messages and factor JSON are made only for the opportunities announced
 (and for ``standing`` when someone reads it). Pure apart from the clock value passed in: the
 ingestion service writes what it returns.
 """
@@ -20,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
-from mintel.analytics.detectors import DETECTORS, KINDS, SIDES, DetectorParams, Found, detect, opportunity_table
+from mintel.analytics.detectors import DETECTORS, KINDS, SIDES, DetectorParams, detect, opportunity_table
 from mintel.analytics.indicators import compute_indicators
 from mintel.analytics.keys import DEFAULT_TZ, Positions
 from mintel.analytics.live import LiveState

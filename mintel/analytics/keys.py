@@ -7,6 +7,7 @@ knows an indicator.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -113,6 +114,14 @@ def session_and_minute(ts_ns: np.ndarray, tz: str = DEFAULT_TZ) -> tuple[np.ndar
     local = local_ns(np.asarray(ts_ns, dtype=np.int64), tz)
     day = local // NS_PER_DAY
     return day, (local - day * NS_PER_DAY) // NS_PER_MINUTE
+
+
+@functools.lru_cache(maxsize=64)
+def session_and_minute_of(ts_ns: int, tz: str = DEFAULT_TZ) -> tuple[int, int]:
+    """``session_and_minute`` of one timestamp, remembered: the live case, where every symbol's bar of a cycle
+    opens at the same time and the forming bar comes back with it (a time-zone conversion is ~0.2 ms)."""
+    day, minute = session_and_minute(np.array([ts_ns], np.int64), tz)
+    return int(day[0]), int(minute[0])
 
 
 _QUARTER_HOUR = 15 * NS_PER_MINUTE

@@ -353,7 +353,8 @@ def _enabled(kinds: tuple[str, ...]) -> np.ndarray:
 
 def _kernel_found(p: LivePanel, kinds) -> Found:
     """``LivePanel.found`` through ``_detect_kernel.live_detect``; each kind's hits become one part with the
-    detector's factor names and message (its text made only for the rows announced)."""
+    detector's factor names (their points already rounded, as ``Found.points`` holds them) and message
+    (its text made only for the rows announced)."""
     from mintel.analytics import _detect_kernel as dk
     from mintel.analytics.detectors import DETECTORS, KINDS, SIDES, Found, Hits
 

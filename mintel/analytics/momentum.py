@@ -9,7 +9,6 @@ in a fixed order, so a tail of the history gives the same values on its last bar
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 

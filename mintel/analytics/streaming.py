@@ -29,7 +29,7 @@ import pandas as pd
 from mintel.analytics import _stream_kernel as _kernel
 from mintel.analytics.indicators import SPECS, output_columns
 from mintel.analytics.keys import (DEFAULT_TZ, Positions, index_of, is_intraday, object_index, session_and_minute,
-                                  to_utc_ns)
+                                  session_and_minute_of, to_utc_ns)
 from mintel.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ class StreamingIndicators:
         if self.intraday:  # the kernel checks each bar itself; here only the usable bars' minutes get slots
             ok = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & np.isfinite(volume) & (ts != _NAT)
             if len(ts) and ts[0] != _NAT and ts[0] == ts[-1] and (ts == ts[0]).all():  # one bar time (live): converted once
-                day, minute = (np.full(len(ts), x[0]) for x in session_and_minute(ts[:1], self.tz))
+                day, minute = (np.full(len(ts), x) for x in session_and_minute_of(int(ts[0]), self.tz))
             else:
                 day, minute = session_and_minute(np.where(ok, ts, 0), self.tz)
             skey = day if session is None else np.broadcast_to(np.asarray(session, dtype=np.int64), (len(rows),))

@@ -37,7 +37,7 @@ def compare(engine: LiveEngine, rng: np.random.Generator, seen: set) -> int:
         for found in (got, ref):
             assert [found.parts[q][0].name for q in found.part] == list(KINDS[found.kind])
         for i in range(len(got.rows)):
-            (gd, gh), (rd, rh) = got.parts[got.part[i]], ref.parts[ref.part[i]]
+            (gd, gh), (_, rh) = got.parts[got.part[i]], ref.parts[ref.part[i]]
             assert list(gh.factors) == list(rh.factors) == list(gd.factors)
             assert np.array_equal(got.points[got.part[i]][got.hit[i]], ref.points[ref.part[i]][ref.hit[i]])
         keep = rng.random(len(got.rows)) < 0.7
