@@ -135,12 +135,12 @@ def _volume_z(logv, window, width):
 
 
 @njit(**_JIT)
-def live_detect(m, cols, logv, piv_hi, piv_lo, seq, prices, listed, newest, bars, wanted, params, span, enabled):
+def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params, span, enabled):
     """Hits of the ``enabled`` kinds (by rank) on each wanted row's last bar.
 
     ``m``: (columns, symbols, slots) window view with ``cols`` the positions of ``COLUMNS``; ``logv``:
-    (symbols, slots) log volumes; ``piv_hi``/``piv_lo``: (symbols, slots) swing flags; ``seq``/``prices``/
-    ``listed``/``newest``: the window's swing-point lists (``BarWindow.pivot_lists``); ``bars``: usable bars
+    (symbols, slots) log volumes; ``seq``/``prices``/``listed``/``newest``: the window's swing-point lists
+    (``BarWindow.pivot_lists``: side 0 highs, side 1 lows, newest first); ``bars``: usable bars
     of each symbol's tail; ``params``: ``PARAMS`` values; ``span``: ``LivePanel._pivot_span``.
 
     Returns (count, rows, kind, direction, points (hits x FACTORS), score, confidence, numbers (hits x
@@ -303,27 +303,23 @@ def live_detect(m, cols, logv, piv_hi, piv_lo, seq, prices, listed, newest, bars
                 n = _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, e,
                                side_, lvl_t[e], lvl_l[e], c, vr, atr, sma50)
 
-        # -- divergences (LivePanel._divergences_from_flags, then detectors._divergence)
-        if div_ok and (enabled[12] or enabled[13]):
-            for kind in (12, 13):  # bear: swing highs, test side 1; bull: swing lows, test side -1
+        # -- divergences (LivePanel._divergences_from_flags, then detectors._divergence), from the window's
+        # swing lists: the swing confirmed at ``cur`` is a side's newest, the one before it its next
+        if div_ok and cur >= k and cur - k >= span - b and (enabled[12] or enabled[13]):
+            first = off + max(max(div_lo, k), span - b + k)
+            for kind in (12, 13):  # bear: swing highs (lists side 0), test side 1; bull: lows (side 1), side -1
                 if not enabled[kind]:
                     continue
-                flags = piv_hi if kind == 12 else piv_lo
+                j = 0 if kind == 12 else 1
                 tside = 1 if kind == 12 else -1
-                if cur < k or not flags[r, off + cur] or not (cur - k >= span - b):
+                if listed[j, r] < 2 or seq[j, r, 0] != base + off + cur:
                     continue
-                first = off + max(max(div_lo, k), span - b + k)
-                prev = -1
-                for s in range(off + cur - 1, first - 1, -1):
-                    if flags[r, s]:
-                        prev = s
-                        break
-                if prev < 0:
+                at = seq[j, r, 1] - base  # view slot of the swing before
+                if at < first:
                     continue
-                prev -= off
-                price_col = cols[_H] if kind == 12 else cols[_L]
-                rc, rp = m[cols[_RSI], r, off + cur], m[cols[_RSI], r, off + prev]
-                pc_, pp = m[price_col, r, off + cur], m[price_col, r, off + prev]
+                prev = at - off
+                rc, rp = m[cols[_RSI], r, off + cur], m[cols[_RSI], r, at]
+                pc_, pp = prices[j, r, 0], prices[j, r, 1]  # the raw high / low of those slots
                 if not ((cur - prev >= div_min) and (tside * (pc_ - pp) > 0) and (tside * (rc - rp) < 0)
                         and (tside * (rc - 50.0) > 0)):
                     continue

@@ -365,7 +365,7 @@ def _kernel_found(p: LivePanel, kinds) -> Found:
     params = np.array([float(getattr(p.params, f)) for f in dk.PARAMS])
     seq, prices, listed, newest = p._lists
     n, rows, kind, direction, pts, score, conf, nums = dk.live_detect(
-        p._m, cols, p._logv, p._piv[0], p._piv[1], seq, prices, listed, newest, p.bars, p.wanted, params,
+        p._m, cols, p._logv, seq, prices, listed, newest, p.bars, p.wanted, params,
         p._pivot_span, enabled)
     order, starts, hit = dk.by_kind(kind, len(KINDS))  # grouped by kind, rows ascending within each
     g_rows, g_conf, g_pts, g_nums, g_dir = rows[order], conf[order], pts[order], nums[order], direction[order]
