@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mintel.analytics._stream_kernel import _fmax, _fmin
+
 _JIT = {"cache": True, "nogil": True}
 
 
@@ -99,3 +101,42 @@ def _pivot_slot(data, piv, plist_seq, plist_price, plist_n, pos, length, k, hi, 
                     plist_price[side, r, 0] = m
                     n = min(n + 1, keep)
                 plist_n[side, r] = n
+
+
+@njit(**_JIT)
+def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last):
+    """(highest high, lowest low) of each ``rows[i]``'s last ``t[i]`` slots of the (symbols, slots) views
+    ``high``/``low`` (slot ``j`` has sequence number ``newest - (width - 1) + j``), skipping NaN.
+
+    Each symbol's extrema of its slots before the newest are kept (``c_hi``/``c_lo`` over sequence numbers
+    ``c_first..c_last``; ``c_last < 0``: none) and carried from one call to the next: slots only change
+    while they are the newest, so a new call adds the slots that became final and drops the ones that
+    left the tail, and counts every slot again only when a dropped slot held an extreme (or the tail
+    shrank or left the ring). Exact: a max of the same values."""
+    width = high.shape[1]
+    base = newest - (width - 1)
+    out_hi, out_lo = np.empty(len(rows)), np.empty(len(rows))
+    for i in range(len(rows)):
+        r, n = rows[i], t[i]
+        first, last = newest - n + 1, newest - 1  # the tail before its newest slot
+        if n <= 1:
+            c_last[r] = -1
+            out_hi[i], out_lo[i] = high[r, width - 1], low[r, width - 1]
+            continue
+        again = c_last[r] < 0 or c_first[r] > first or c_last[r] > last or c_last[r] < first - 1 or c_first[r] < base
+        hi, lo = c_hi[r], c_lo[r]
+        if not again:
+            for s in range(c_last[r] + 1, last + 1):  # became final since
+                hi, lo = _fmax(hi, high[r, s - base]), _fmin(lo, low[r, s - base])
+            for s in range(c_first[r], first):  # left the tail
+                if high[r, s - base] == hi or low[r, s - base] == lo:
+                    again = True
+                    break
+        if again:
+            hi, lo = np.nan, np.nan
+            for s in range(first, last + 1):
+                hi, lo = _fmax(hi, high[r, s - base]), _fmin(lo, low[r, s - base])
+        c_hi[r], c_lo[r], c_first[r], c_last[r] = hi, lo, first, last
+        out_hi[i], out_lo[i] = _fmax(hi, high[r, width - 1]), _fmin(lo, low[r, width - 1])
+    return out_hi, out_lo
+

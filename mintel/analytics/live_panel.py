@@ -47,6 +47,7 @@ class LivePanel(Panel):
         self.interval, self.params, self.last_only = interval, params, True
         self.daily = interval.strip().lower() == "1d"
         self.unit = "day" if self.daily else ("week" if interval.strip().lower() in ("1w", "1wk") else "bar")
+        self._window = window  # read during the update it was made for
         self._m, slot_ts = window.view()
         self._logv = window.log_volume()
         kept = window.pivot_k is not None and window.pivot_k == params.pivot_k and window.pivot_keep > params.level_count
@@ -168,6 +169,10 @@ class LivePanel(Panel):
 
         bars = np.minimum(self.run, min(window, DetectorParams().history_bars()))  # the scorer's panel tail
         depth = min(window, self.width)
+        tail = np.minimum(bars[r], depth)
+        if len(r) and self.dense[r].all() and (tail >= 1).all() and "high" in self._col and "low" in self._col:
+            hi, lo = self._window.tail_extrema(r, tail)  # usable tails: kept from the last cycle
+            return hi, lo, bars[r]
         # Reduced over every symbol, then taken at r: gathering rows of the (symbols, slots) view first
         # copies it slot by slot (~4x slower). fmax/fmin skip NaN as nanmax/nanmin do, without their copy.
         hi = np.fmax.reduce(self.recent("high", depth, bars), axis=1)[r]

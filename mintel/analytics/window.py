@@ -67,6 +67,7 @@ class BarWindow:
         self._hilo = (self.columns.index("high"), self.columns.index("low")) if self.pivot_k else (0, 0)
         self._vol = self.columns.index("volume") if "volume" in self.columns else None
         self._logv = np.full((2 * length, 0), np.nan)  # log1p of the volume, like _data
+        self._extrema = _no_extrema(0)  # tail_extrema's kept extrema per symbol
 
     @property
     def names(self) -> pd.Index:
@@ -96,6 +97,7 @@ class BarWindow:
             self._names, self._data, self.run, self._run_before, self._piv = names, grown, run, before, piv
             self._logv = logv
             self._plist_seq, self._plist_price, self._plist_n = plist_seq, plist_price, plist_n
+            self._extrema = _no_extrema(len(names))  # rows moved: counted again
             rows = index_of(names, symbols)
         return rows.astype(np.int64)
 
@@ -149,6 +151,16 @@ class BarWindow:
         as ``pivots()``."""
         return self._plist_seq, self._plist_price, self._plist_n, self._seq
 
+    def tail_extrema(self, rows: np.ndarray, bars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(highest high, lowest low) of the last ``bars[i]`` slots (1 or more, usable) of each of ``rows``, as
+        ``np.fmax``/``np.fmin`` over ``view()`` give them: each symbol's extrema of its final slots are kept
+        from one call to the next and only the slots that joined or left its tail are read (a 52-week range
+        read all 252 every cycle)."""
+        data, _ = self.view()
+        hi, lo = self.columns.index("high"), self.columns.index("low")
+        return _wk().tail_extrema(data[hi], data[lo], np.asarray(rows, np.int64), np.asarray(bars, np.int64), self._seq,
+                                  *self._extrema)
+
     def log_volume(self) -> np.ndarray | None:
         """(symbols x slots) ``log1p(max(volume, 0))`` over ``view()``'s slots; None without a volume column."""
         if self._vol is None:
@@ -195,3 +207,8 @@ class BarWindow:
         names = self._names[rows]
         frame.insert(0, "symbol", pd.Categorical.from_codes(np.repeat(np.arange(n), w), categories=names))
         return frame
+
+
+def _no_extrema(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``tail_extrema``'s kept state for ``n`` symbols, empty: (high, low, first and last sequence number)."""
+    return np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.int64), np.full(n, -1, np.int64)

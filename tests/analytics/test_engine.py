@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from mintel.analytics.detectors import detect
+from mintel.analytics.detectors import DetectorParams, detect
 from mintel.analytics.engine import LiveEngine
 from mintel.analytics.scoring import dedupe, score_symbols
 from mintel.providers.sim import SimClock, SimMarket
@@ -117,7 +117,6 @@ def test_random_walks_with_jumps_equal_the_general_path():
 def test_window_pivot_flags_equal_the_panels_pivot_test():
     """The window keeps swing flags one slot at a time; the panel's swings from them equal the test run on
     its masked span every cycle, through holes, NaN highs, late symbols, partial cycles and forming bars."""
-    from mintel.analytics.detectors import DetectorParams
     from mintel.analytics.live_panel import LivePanel
 
     rng = np.random.default_rng(5)
@@ -172,3 +171,46 @@ def test_window_pivot_flags_equal_the_panels_pivot_test():
         for a, b in zip(fast.divergences, slow.divergences):
             for f in fields(a):
                 np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name))
+
+
+def test_the_kept_tail_extrema_equal_a_reduce_over_the_window():
+    """The scorer's range (highest high, lowest low of each symbol's last bars) kept from cycle to cycle by the
+    window equals np.fmax/np.fmin over the masked slots, through holes, late symbols, forming bars and new
+    extremes leaving the tail."""
+    from mintel.analytics.live_panel import LivePanel
+
+    rng = np.random.default_rng(9)
+    engine = LiveEngine(None, "1m")
+    window = engine.window
+    names = np.array([f"E{i:02d}" for i in range(30)], object)
+    close = 100 + np.cumsum(rng.normal(0, 0.4, (len(names), 420)), axis=1)
+    close[:, 200:205] += 8  # a spike that later leaves every tail
+    ts = pd.date_range("2026-11-24 03:45", periods=420, freq="1min", tz="UTC")
+    checked = 0
+    for j, t in enumerate(ts):
+        live = rng.random(len(names)) >= 0.003  # a symbol misses a minute now and then: its run restarts
+        live[25:] &= j >= 180  # late symbols
+        sel = np.flatnonzero(live)
+        c = close[sel, j]
+        frame = pd.DataFrame({"symbol": names[sel], "ts": t, "open": c, "high": c + rng.uniform(0, 0.5, len(sel)),
+                              "low": c - rng.uniform(0, 0.5, len(sel)), "close": c, "volume": 100.0})
+        for col in window.columns[5:]:
+            frame[col] = 1.0
+        window.push(frame)
+        if j % 5 == 0:  # the forming bar again, with a new high and low
+            window.push(frame.assign(high=frame["high"] + 1.0, low=frame["low"] - 1.0))
+        if j < 10:
+            continue
+        dense = window.dense()
+        p = LivePanel(window, "1m", engine.params, want=np.ones(len(window.names), bool), history=engine.history,
+                      dense=dense)
+        r = np.flatnonzero(dense & (window.run > 0))
+        for span in (252, 20) if j % 7 == 0 else (252,):  # the engine asks for one span; another now and then
+            hi, lo, count = p.range_hilo(r, span)
+            bars = np.minimum(p.run, min(span, DetectorParams().history_bars()))
+            depth = min(span, p.width)
+            want_hi = np.fmax.reduce(p.recent("high", depth, bars), axis=1)[r]
+            want_lo = np.fmin.reduce(p.recent("low", depth, bars), axis=1)[r]
+            assert np.array_equal(hi, want_hi) and np.array_equal(lo, want_lo) and np.array_equal(count, bars[r])
+            checked += len(r)
+    assert checked > 8_000
