@@ -104,7 +104,7 @@ def _pivot_slot(data, piv, plist_seq, plist_price, plist_n, pos, length, k, hi, 
 
 
 @njit(**_JIT)
-def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last):
+def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last, gone_hi, gone_lo, gone_seq):
     """(highest high, lowest low) of each ``rows[i]``'s last ``t[i]`` slots of the (symbols, slots) views
     ``high``/``low`` (slot ``j`` has sequence number ``newest - (width - 1) + j``), skipping NaN.
 
@@ -112,9 +112,11 @@ def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last):
     ``c_first..c_last``; ``c_last < 0``: none) and carried from one call to the next: slots only change
     while they are the newest, so a new call adds the slots that became final and drops the ones that
     left the tail, and counts every slot again only when a dropped slot held an extreme (or the tail
-    shrank or left the ring). Exact: a max of the same values."""
+    shrank, or a dropped slot left the ring: the last one to leave is ``gone_seq``, its values
+    ``gone_hi``/``gone_lo``). Exact: a max of the same values."""
     width = high.shape[1]
     base = newest - (width - 1)
+    readable = base - 1 if gone_seq == base - 1 else base  # the oldest slot whose values are at hand
     out_hi, out_lo = np.empty(len(rows)), np.empty(len(rows))
     for i in range(len(rows)):
         r, n = rows[i], t[i]
@@ -123,13 +125,15 @@ def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last):
             c_last[r] = -1
             out_hi[i], out_lo[i] = high[r, width - 1], low[r, width - 1]
             continue
-        again = c_last[r] < 0 or c_first[r] > first or c_last[r] > last or c_last[r] < first - 1 or c_first[r] < base
+        again = c_last[r] < 0 or c_first[r] > first or c_last[r] > last or c_last[r] < first - 1 or \
+            c_first[r] < readable
         hi, lo = c_hi[r], c_lo[r]
         if not again:
             for s in range(c_last[r] + 1, last + 1):  # became final since
                 hi, lo = _fmax(hi, high[r, s - base]), _fmin(lo, low[r, s - base])
             for s in range(c_first[r], first):  # left the tail
-                if high[r, s - base] == hi or low[r, s - base] == lo:
+                h, lw = (high[r, s - base], low[r, s - base]) if s >= base else (gone_hi[r], gone_lo[r])
+                if h == hi or lw == lo:
                     again = True
                     break
         if again:

@@ -68,6 +68,8 @@ class BarWindow:
         self._vol = self.columns.index("volume") if "volume" in self.columns else None
         self._logv = np.full((2 * length, 0), np.nan)  # log1p of the volume, like _data
         self._extrema = _no_extrema(0)  # tail_extrema's kept extrema per symbol
+        self._hl = (self.columns.index("high"), self.columns.index("low")) if {"high", "low"} <= set(self.columns) else None
+        self._gone, self._gone_seq = (np.zeros(0), np.zeros(0)), -1  # high, low of the slot that last left the ring
 
     @property
     def names(self) -> pd.Index:
@@ -98,6 +100,7 @@ class BarWindow:
             self._logv = logv
             self._plist_seq, self._plist_price, self._plist_n = plist_seq, plist_price, plist_n
             self._extrema = _no_extrema(len(names))  # rows moved: counted again
+            self._gone, self._gone_seq = (np.zeros(len(names)), np.zeros(len(names))), -1
             rows = index_of(names, symbols)
         return rows.astype(np.int64)
 
@@ -126,6 +129,9 @@ class BarWindow:
             if fresh:
                 self._seq += 1
                 self._pos = (self._pos + 1) % w
+                if self._hl is not None:  # the slot leaving the ring: tail_extrema may need its high and low
+                    self._gone = self._data[self._pos, self._hl[0]].copy(), self._data[self._pos, self._hl[1]].copy()
+                    self._gone_seq = self._seq - w
                 self._slot_ts[[self._pos, self._pos + w]] = t
             i = slice(None) if one else np.flatnonzero(ts == t)
             block = np.stack([v[i] for v in values])
@@ -157,9 +163,9 @@ class BarWindow:
         from one call to the next and only the slots that joined or left its tail are read (a 52-week range
         read all 252 every cycle)."""
         data, _ = self.view()
-        hi, lo = self.columns.index("high"), self.columns.index("low")
+        hi, lo = self._hl
         return _wk().tail_extrema(data[hi], data[lo], np.asarray(rows, np.int64), np.asarray(bars, np.int64), self._seq,
-                                  *self._extrema)
+                                  *self._extrema, *self._gone, self._gone_seq)
 
     def log_volume(self) -> np.ndarray | None:
         """(symbols x slots) ``log1p(max(volume, 0))`` over ``view()``'s slots; None without a volume column."""
