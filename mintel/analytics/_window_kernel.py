@@ -118,12 +118,13 @@ def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last, gone_h
     base = newest - (width - 1)
     readable = base - 1 if gone_seq == base - 1 else base  # the oldest slot whose values are at hand
     out_hi, out_lo = np.empty(len(rows)), np.empty(len(rows))
+    redo = np.empty(len(rows), np.int64)  # positions counted again, in a second pass slot by slot
+    n_redo = 0
     for i in range(len(rows)):
         r, n = rows[i], t[i]
         first, last = newest - n + 1, newest - 1  # the tail before its newest slot
         if n <= 1:
             c_last[r] = -1
-            out_hi[i], out_lo[i] = high[r, width - 1], low[r, width - 1]
             continue
         again = c_last[r] < 0 or c_first[r] > first or c_last[r] > last or c_last[r] < first - 1 or \
             c_first[r] < readable
@@ -136,11 +137,34 @@ def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last, gone_h
                 if h == hi or lw == lo:
                     again = True
                     break
+        c_first[r], c_last[r] = first, last
         if again:
-            hi, lo = np.nan, np.nan
-            for s in range(first, last + 1):
-                hi, lo = _fmax(hi, high[r, s - base]), _fmin(lo, low[r, s - base])
-        c_hi[r], c_lo[r], c_first[r], c_last[r] = hi, lo, first, last
-        out_hi[i], out_lo[i] = _fmax(hi, high[r, width - 1]), _fmin(lo, low[r, width - 1])
+            hi = lo = np.nan
+            redo[n_redo] = i
+            n_redo += 1
+        c_hi[r], c_lo[r] = hi, lo
+    # Slot by slot: the rows counted again read each slot's symbols together (a row's slots are a page
+    # apart each; a slot's symbols are side by side).
+    rr = np.empty(n_redo, np.int64)
+    for q in range(n_redo):
+        rr[q] = rows[redo[q]]
+    start = np.empty(n_redo, np.int64)
+    for q in range(n_redo):
+        start[q] = c_first[rr[q]] - base
+    acc_hi, acc_lo = np.full(n_redo, np.nan), np.full(n_redo, np.nan)
+    for j in range(width - 1):
+        hrow, lrow = high[:, j], low[:, j]
+        for q in range(n_redo):
+            if start[q] <= j:
+                acc_hi[q] = _fmax(acc_hi[q], hrow[rr[q]])
+                acc_lo[q] = _fmin(acc_lo[q], lrow[rr[q]])
+    for q in range(n_redo):
+        c_hi[rr[q]], c_lo[rr[q]] = acc_hi[q], acc_lo[q]
+    for i in range(len(rows)):
+        r = rows[i]
+        if t[i] <= 1:
+            out_hi[i], out_lo[i] = high[r, width - 1], low[r, width - 1]
+        else:
+            out_hi[i], out_lo[i] = _fmax(c_hi[r], high[r, width - 1]), _fmin(c_lo[r], low[r, width - 1])
     return out_hi, out_lo
 
