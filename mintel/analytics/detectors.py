@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mintel import schema
+from mintel.analytics import detector_messages as dm
 from mintel.analytics.indicators import compute_indicators
 from mintel.analytics.keys import DEFAULT_TZ, is_intraday
 from mintel.analytics.messages import Message, factor_json_all, render_all
@@ -109,17 +110,8 @@ def _channel_break(p: Panel, side: int, year: bool) -> Hits:
                "momentum": p.rsi_pts(r, side, 10)}
     loc = p.location[r] if side > 0 else 1 - p.location[r]
     conf = _confidence(vr >= 1.5, loc >= 0.5, factors["trend"] > 0)
-    return Hits(r, factors, conf, _channel_message(p, r, side, year, level=level[r]))
+    return Hits(r, factors, conf, dm.channel_message(p, r, side, year, level=level[r]))
 
-
-def _channel_message(p: Panel, r: np.ndarray, side: int, year: bool, *, level: np.ndarray) -> Message:
-    window = p.params.year_window if year else p.params.breakout_window
-    span = "52-week" if year and window == 252 and p.daily else f"{window}-{p.unit}"
-    words = {"verb": "broke its" if side > 0 else "broke below its", "span": span, "word": "high" if side > 0 else "low"}
-    vr = p.ind["volume_ratio"]
-    return Message("{symbol} {verb} {span} {word} {level:price} at {close:price}[ on {vr:.1f}× volume]",
-                   lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "level": level[i], "close": p.c[r[i]],
-                                          "vr": vr[r[i]]})
 
 
 def _volume_spike(p: Panel) -> Hits:
@@ -138,23 +130,8 @@ def _volume_spike(p: Panel) -> Hits:
     with np.errstate(invalid="ignore"):
         conf = _confidence(z >= 2.0, move_atr >= 0.5, loc >= 0.5)
     direction = np.where(side > 0, "long", np.where(side < 0, "short", "neutral"))
-    return Hits(r, factors, conf, _spike_message(p, r), direction)
+    return Hits(r, factors, conf, dm.spike_message(p, r), direction)
 
-
-def _spike_message(p: Panel, r: np.ndarray) -> Message:
-    vr = p.ind["volume_ratio"]
-    ref_name, ref = ("VWAP", p.ind.get("vwap")) if not p.daily else ("SMA 20", p.ind.get("sma_20"))
-
-    def columns(i=slice(None)) -> dict:
-        ri = r[i]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ret = p.c[ri] / p.prev_close[ri] - 1.0
-            dist = (p.c[ri] / ref[ri] - 1.0) * 100.0 if ref is not None else np.full(len(ri), np.nan)
-        return {"symbol": p.sym[ri], "vr": vr[ri], "move": ret * 100, "unit": p.unit, "dist": np.abs(dist),
-                "above": dist >= 0, "ref": ref_name}
-
-    return Message("{symbol} traded {vr:.1f}× its usual volume[, {move:+.1f}% on the {unit}]"
-                   "[, closing {dist:.1f}% {above?above|below} {ref}]", columns)
 
 
 def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
@@ -173,18 +150,8 @@ def _cross(p: Panel, side: int, fast: str, slow: str, label: str) -> Hits:
         factors = {"base": np.full(len(r), 40.0), "trend": p.trend_pts(r, side, 20), "volume": p.volume_pts(r, 15),
                    "momentum": p.rsi_pts(r, side, 15), "position": 10.0 * far}
         conf = _confidence(factors["trend"] > 0, far, p.ind["volume_ratio"][r] >= 1.2)
-    return Hits(r, factors, conf, _cross_message(p, r, side, fast, label))
+    return Hits(r, factors, conf, dm.cross_message(p, r, side, fast, label))
 
-
-def _cross_message(p: Panel, r: np.ndarray, side: int, fast: str, label: str) -> Message:
-    words = "above" if side > 0 else "below"
-    if fast == "sma_20":
-        return Message("{symbol}: SMA 20 crossed {words} SMA 50 ({label}) at {close:price}",
-                       lambda i=slice(None): {"symbol": p.sym[r[i]], "close": p.c[r[i]], "words": words, "label": label})
-    macd = p.ind["macd"]
-    return Message("{symbol}: MACD crossed {words} its signal line, {below?below|above} the zero line (MACD {macd:.2f})",
-                   lambda i=slice(None): {"symbol": p.sym[r[i]], "macd": macd[r[i]], "below": macd[r[i]] < 0,
-                                          "words": words})
 
 
 def _rsi_extreme(p: Panel, side: int) -> Hits:
@@ -198,20 +165,8 @@ def _rsi_extreme(p: Panel, side: int) -> Hits:
     factors = {"base": np.full(len(r), 40.0), "depth": 30 * _unit(depth / 15.0), "turn": 15.0 * turn,
                "stretch": 15.0 * stretch}
     conf = _confidence(turn, stretch, depth >= 5)
-    return Hits(r, factors, conf, _rsi_message(p, r, side))
+    return Hits(r, factors, conf, dm.rsi_message(p, r, side))
 
-
-def _rsi_message(p: Panel, r: np.ndarray, side: int) -> Message:
-    rsi = p.ind["rsi"]
-    words = {"state": "oversold", "way": "up"} if side > 0 else {"state": "overbought", "way": "down"}
-
-    def columns(i=slice(None)) -> dict:
-        ri = r[i]
-        with np.errstate(invalid="ignore"):
-            turn = side * (rsi[ri] - p.lag("rsi", 1)[ri]) > 0
-        return {**words, "symbol": p.sym[ri], "rsi": rsi[ri], "turn": turn}
-
-    return Message("{symbol} is {state}: RSI {rsi:.0f}{turn?, turning {way}|}", columns)
 
 
 def _divergence(p: Panel, side: int) -> Hits:
@@ -225,17 +180,9 @@ def _divergence(p: Panel, side: int) -> Hits:
     factors = {"base": np.full(len(r), 45.0), "rsi_gap": 20 * _unit(rsi_gap / 10.0),
                "price_gap": 10 * _unit(price_gap), "extreme": 15 * _unit(extreme), "confirm": 10.0 * confirm}
     conf = _confidence(rsi_gap >= 5, extreme >= 1.0, confirm)
-    return Hits(r, factors, conf, _divergence_message(p, r, side, price=d.price_pivot, price_before=d.price_previous,
+    return Hits(r, factors, conf, dm.divergence_message(p, r, side, price=d.price_pivot, price_before=d.price_previous,
                                                       rsi=d.rsi_pivot, rsi_before=d.rsi_previous))
 
-
-def _divergence_message(p: Panel, r: np.ndarray, side: int, *, price, price_before, rsi, rsi_before) -> Message:
-    words = {"kind": "bullish", "price_low": "lower low", "rsi_low": "higher low"} if side > 0 else \
-        {"kind": "bearish", "price_low": "higher high", "rsi_low": "lower high"}
-    return Message("{symbol}: {kind} RSI divergence, price made a {price_low} {price:price} vs {price_before:price} "
-                   "while RSI made a {rsi_low} {rsi:.0f} vs {rsi_before:.0f}",
-                   lambda i=slice(None): {**words, "symbol": p.sym[r[i]], "price": price[i], "price_before": price_before[i],
-                                          "rsi": rsi[i], "rsi_before": rsi_before[i]})
 
 
 def _level(p: Panel, name: str, side: int) -> Hits:
@@ -253,17 +200,8 @@ def _level(p: Panel, name: str, side: int) -> Hits:
         factors = {"base": np.full(len(r), 40.0), "touches": touch, turn: p.atr_pts(r, dist, 15),
                    "volume": p.volume_pts(r, 10), "trend": p.trend_pts(r, side, 10)}
         conf = _confidence(t >= 3, factors["trend"] > 0, factors[turn] >= 5)
-    return Hits(r, factors, conf, _level_message(p, r, name, level=lvl, touches=t))
+    return Hits(r, factors, conf, dm.level_message(p, r, name, level=lvl, touches=t))
 
-
-def _level_message(p: Panel, r: np.ndarray, name: str, *, level: np.ndarray, touches: np.ndarray) -> Message:
-    what = "support" if name.startswith("support") else "resistance"
-    verb = "broke" if name.endswith("break") else "bounced off" if what == "support" else "was rejected at"
-    vr = p.ind["volume_ratio"]
-    return Message("{symbol} {verb} {what} {level:price} ({touches:.0f} touches), closing at {close:price}"
-                   + ("[ on {vr:.1f}× volume]" if name.endswith("break") else ""),
-                   lambda i=slice(None): {"symbol": p.sym[r[i]], "verb": verb, "what": what, "level": level[i],
-                                          "touches": touches[i], "close": p.c[r[i]], "vr": vr[r[i]]})
 
 
 def _gap(p: Panel, side: int) -> Hits:
@@ -276,22 +214,8 @@ def _gap(p: Panel, side: int) -> Hits:
     size = np.fmax(_unit(np.abs(pct) / 6.0), _unit(np.abs(atr_x) / 3.0))
     factors = {"base": np.full(len(r), 40.0), "size": 25 * size, "hold": 20.0 * hold, "volume": p.volume_pts(r, 15)}
     conf = _confidence(hold, follow, p.ind["volume_ratio"][r] >= 1.5)
-    return Hits(r, factors, conf, _gap_message(p, r, side))
+    return Hits(r, factors, conf, dm.gap_message(p, r, side))
 
-
-def _gap_message(p: Panel, r: np.ndarray, side: int) -> Message:
-    word = "up" if side > 0 else "down"
-
-    def columns(i=slice(None)) -> dict:
-        ri, gp = r[i], p.gaps
-        prev = gp["prev_close"][ri]
-        with np.errstate(invalid="ignore"):
-            hold = side * (p.c[ri] - prev) > 0
-        return {"symbol": p.sym[ri], "word": word, "pct": np.abs(gp["gap_pct"][ri]), "atr": gp["gap_atr"][ri],
-                "open": p.o[ri], "prev": prev, "hold": hold}
-
-    return Message("{symbol} gapped {word} {pct:.1f}%[ ({atr:.1f} ATR)] to {open:price} from {prev:price}, "
-                   "{hold?holding the gap|filling the gap}", columns)
 
 
 _SMA = {"fast": "sma_20", "slow": "sma_50"}
@@ -309,21 +233,21 @@ _LEVEL_NUMBERS = ("level", "touches")
 
 def _channel_detector(name, direction, description, side, year):
     return Detector(name, direction, description, partial(_channel_break, side=side, year=year), _CHANNEL,
-                    partial(_channel_message, side=side, year=year), ("level",), daily_only=year)
+                    partial(dm.channel_message, side=side, year=year), ("level",), daily_only=year)
 
 
 def _cross_detector(name, direction, description, side, spec, label=""):
     spec = {**spec, "label": label or spec.get("label", "")}
     return Detector(name, direction, description, partial(_cross, side=side, **spec),
                     _SMA_CROSS if spec["fast"] == "sma_20" else _MACD_CROSS,
-                    partial(_cross_message, side=side, fast=spec["fast"], label=spec["label"]))
+                    partial(dm.cross_message, side=side, fast=spec["fast"], label=spec["label"]))
 
 
 def _level_detector(name, direction, description, side):
     turn = "bounce" if side > 0 else "rejection"
     factors = _BREAK if name.endswith("break") else ("base", "touches", turn, "volume", "trend")
     return Detector(name, direction, description, partial(_level, name=name, side=side), factors,
-                    partial(_level_message, name=name), _LEVEL_NUMBERS)
+                    partial(dm.level_message, name=name), _LEVEL_NUMBERS)
 
 
 DETECTORS: dict[str, Detector] = {d.name: d for d in (
@@ -332,26 +256,26 @@ DETECTORS: dict[str, Detector] = {d.name: d for d in (
     _channel_detector("high_52w", "long", "close above the previous 252 daily bars' highest high", 1, True),
     _channel_detector("low_52w", "short", "close below the previous 252 daily bars' lowest low", -1, True),
     Detector("volume_spike", "bar", "volume ratio >= 3; direction of the bar's move", _volume_spike,
-             ("base", "size", "unusual", "move", "close"), _spike_message),
+             ("base", "size", "unusual", "move", "close"), dm.spike_message),
     _cross_detector("golden_cross", "long", "SMA 20 crosses above SMA 50", 1, _SMA, "golden cross"),
     _cross_detector("death_cross", "short", "SMA 20 crosses below SMA 50", -1, _SMA, "death cross"),
     _cross_detector("macd_cross_up", "long", "MACD crosses above its signal line", 1, _MACD),
     _cross_detector("macd_cross_down", "short", "MACD crosses below its signal line", -1, _MACD),
-    Detector("rsi_oversold", "long", "RSI below 30", partial(_rsi_extreme, side=1), _RSI, partial(_rsi_message, side=1)),
+    Detector("rsi_oversold", "long", "RSI below 30", partial(_rsi_extreme, side=1), _RSI, partial(dm.rsi_message, side=1)),
     Detector("rsi_overbought", "short", "RSI above 70", partial(_rsi_extreme, side=-1), _RSI,
-             partial(_rsi_message, side=-1)),
+             partial(dm.rsi_message, side=-1)),
     Detector("rsi_divergence_bull", "long", "lower price low, higher RSI low (RSI < 50)", partial(_divergence, side=1),
-             _DIVERGENCE, partial(_divergence_message, side=1), _DIV_NUMBERS),
+             _DIVERGENCE, partial(dm.divergence_message, side=1), _DIV_NUMBERS),
     Detector("rsi_divergence_bear", "short", "higher price high, lower RSI high (RSI > 50)", partial(_divergence, side=-1),
-             _DIVERGENCE, partial(_divergence_message, side=-1), _DIV_NUMBERS),
+             _DIVERGENCE, partial(dm.divergence_message, side=-1), _DIV_NUMBERS),
     _level_detector("support_bounce", "long", "touch of a support (>= 2 touches) closing up, above it", 1),
     _level_detector("support_break", "short", "close below a support (>= 2 touches)", -1),
     _level_detector("resistance_break", "long", "close above a resistance (>= 2 touches)", 1),
     _level_detector("resistance_reject", "short", "touch of a resistance (>= 2 touches) closing down, below it", -1),
     Detector("gap_up", "long", "open above the previous close by > 2 % or > 1 ATR", partial(_gap, side=1), _GAP,
-             partial(_gap_message, side=1)),
+             partial(dm.gap_message, side=1)),
     Detector("gap_down", "short", "open below the previous close by > 2 % or > 1 ATR", partial(_gap, side=-1), _GAP,
-             partial(_gap_message, side=-1)),
+             partial(dm.gap_message, side=-1)),
 )}
 
 
