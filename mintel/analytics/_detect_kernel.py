@@ -23,7 +23,7 @@ from mintel.analytics._panel_kernel import listed_row, strongest_row
 
 _JIT = {"cache": True, "nogil": True}
 
-# Kinds by rank (``detectors.KINDS``, sorted by name); ``detectors`` checks they agree.
+# Kinds by rank (``detectors.KINDS``, sorted by name); ``live_panel._kernel_found`` checks they agree.
 KIND_ORDER = ("breakdown", "breakout", "death_cross", "gap_down", "gap_up", "golden_cross", "high_52w", "low_52w",
               "macd_cross_down", "macd_cross_up", "resistance_break", "resistance_reject", "rsi_divergence_bear",
               "rsi_divergence_bull", "rsi_overbought", "rsi_oversold", "support_bounce", "support_break",
@@ -148,7 +148,7 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     """
     width = m.shape[2]
     n_sym = m.shape[1]
-    win20, year_w = int(params[0]), int(params[1])
+    n_window, year_w = int(params[0]), int(params[1])
     spike, gap_pct, gap_atr, rsi_low, rsi_high = params[2], params[3], params[4], params[5], params[6]
     k, lookback, count = int(params[7]), int(params[8]), int(params[9])
     tol_atr, min_touches, hold = params[10], int(params[11]), int(params[12])
@@ -177,11 +177,11 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     base = newest - (width - 1)
     levels = np.empty(count)
     lvl_t, lvl_l = np.zeros(4, np.int64), np.full(4, np.nan)  # each row's four level events: touches, level
-    hi20_all, lo20_all = _channels(m, cols[_H], cols[_L], win20, width)
+    hi_n_all, lo_n_all = _channels(m, cols[_H], cols[_L], n_window, width)
     if enabled[6] or enabled[7]:
         hi_year, lo_year = _channels(m, cols[_H], cols[_L], year_w, width)
     else:
-        hi_year, lo_year = hi20_all, lo20_all  # not read
+        hi_year, lo_year = hi_n_all, lo_n_all  # not read
     z_all = _volume_z(logv, vwin, width) if enabled[18] else np.empty(0)
 
     for r in range(n_sym):
@@ -198,21 +198,21 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
         trend_up, trend_dn = c - sma50 > 0, -1 * (c - sma50) > 0
 
         # -- breakdown / breakout (N bars) and the 52-week pair
-        hi20, lo20 = (hi20_all[r], lo20_all[r]) if b > win20 else (np.nan, np.nan)
-        if enabled[0] and -1 * (c - lo20) > 0:
-            excess = -1 * (c - lo20)
+        hi_n, lo_n = (hi_n_all[r], lo_n_all[r]) if b > n_window else (np.nan, np.nan)
+        if enabled[0] and -1 * (c - lo_n) > 0:
+            excess = -1 * (c - lo_n)
             t = 10 * trend_dn
             n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 0, _SHORT, 5,
                       40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t,
                       10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
-                      lo20, np.nan, np.nan, np.nan)
-        if enabled[1] and c - hi20 > 0:
-            excess = c - hi20
+                      lo_n, np.nan, np.nan, np.nan)
+        if enabled[1] and c - hi_n > 0:
+            excess = c - hi_n
             t = 10 * trend_up
             n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 1, _LONG, 5,
                       40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t,
                       10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
-                      hi20, np.nan, np.nan, np.nan)
+                      hi_n, np.nan, np.nan, np.nan)
 
         # -- death / golden cross (SMA 20 vs SMA 50), MACD crosses
         sma50_then = _lag(m, cols[_S50], r, 5, width, b)
