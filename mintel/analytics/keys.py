@@ -7,8 +7,10 @@ knows an indicator.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
+import zoneinfo
 
 import numpy as np
 import pandas as pd
@@ -119,9 +121,21 @@ def session_and_minute(ts_ns: np.ndarray, tz: str = DEFAULT_TZ) -> tuple[np.ndar
 @functools.lru_cache(maxsize=64)
 def session_and_minute_of(ts_ns: int, tz: str = DEFAULT_TZ) -> tuple[int, int]:
     """``session_and_minute`` of one timestamp, remembered: the live case, where every symbol's bar of a cycle
-    opens at the same time and the forming bar comes back with it (a time-zone conversion is ~0.2 ms)."""
-    day, minute = session_and_minute(np.array([ts_ns], np.int64), tz)
-    return int(day[0]), int(minute[0])
+    opens at the same time and the forming bar comes back with it. The offset is the zone's own
+    (``zoneinfo``, the database pandas reads too): ~5 us, where a pandas conversion of one value is ~0.2 ms."""
+    try:
+        offset = datetime.datetime.fromtimestamp(ts_ns // 10**9, datetime.timezone.utc).astimezone(_zone(tz)).utcoffset()
+    except (ValueError, KeyError, OSError):  # not a zone name zoneinfo knows (e.g. a fixed offset): pandas
+        day, minute = session_and_minute(np.array([ts_ns], np.int64), tz)
+        return int(day[0]), int(minute[0])
+    local = ts_ns + (offset.days * 86_400 + offset.seconds) * 10**9 + offset.microseconds * 1000
+    day = local // NS_PER_DAY
+    return int(day), int((local - day * NS_PER_DAY) // NS_PER_MINUTE)
+
+
+@functools.lru_cache(maxsize=16)
+def _zone(tz: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(tz)
 
 
 _QUARTER_HOUR = 15 * NS_PER_MINUTE

@@ -286,6 +286,20 @@ def test_local_time_across_a_daylight_saving_change():
     assert len(np.unique(got - keys.to_utc_ns(ts))) == 2
 
 
+@pytest.mark.parametrize("tz", ["Asia/Kolkata", "America/New_York", "Europe/London", "Australia/Sydney", "Asia/Kathmandu",
+                                "UTC", "+05:30"])
+def test_one_timestamps_session_and_minute_equal_the_arrays(tz):
+    """The live path's one-value conversion (zoneinfo's offset) equals the array one (pandas), 1900-2100 and
+    every minute of the days the clocks change."""
+    rng = np.random.default_rng(1)
+    ts = rng.integers(pd.Timestamp("1900-01-01", tz="UTC").value, pd.Timestamp("2100-01-01", tz="UTC").value, 3000)
+    for day in ("2026-03-08", "2026-11-01", "2026-03-29", "2026-10-25", "2026-04-05", "2026-10-04"):
+        ts = np.r_[ts, pd.Timestamp(day, tz="UTC").value + np.arange(-1440, 2880) * keys.NS_PER_MINUTE + 17]
+    day, minute = keys.session_and_minute(ts, tz)
+    keys.session_and_minute_of.cache_clear()
+    assert [keys.session_and_minute_of(int(t), tz) for t in ts] == list(zip(day.tolist(), minute.tolist()))
+
+
 # --- bad input --------------------------------------------------------------------------------------
 
 
