@@ -145,11 +145,9 @@ def tail_extrema(high, low, rows, t, newest, c_hi, c_lo, c_first, c_last, gone_h
         c_hi[r], c_lo[r] = hi, lo
     # Slot by slot: the rows counted again read each slot's symbols together (a row's slots are a page
     # apart each; a slot's symbols are side by side).
-    rr = np.empty(n_redo, np.int64)
+    rr, start = np.empty(n_redo, np.int64), np.empty(n_redo, np.int64)  # each recounted row, its first slot
     for q in range(n_redo):
         rr[q] = rows[redo[q]]
-    start = np.empty(n_redo, np.int64)
-    for q in range(n_redo):
         start[q] = c_first[rr[q]] - base
     acc_hi, acc_lo = np.full(n_redo, np.nan), np.full(n_redo, np.nan)
     for j in range(width - 1):

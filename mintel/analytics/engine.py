@@ -6,8 +6,8 @@
 The detectors and the scorer read the window in place (``LivePanel``: arrays, no DataFrame); the
 detectors run as one compiled pass over it (``_detect_kernel``, held bit for bit to the numpy
 detectors by the tests); a symbol with a hole in its window (it missed a bar) takes the general
-``Panel`` path, which gives the same answers at a higher cost. Messages and factor JSON are made only for the opportunities announced
-(and for ``standing`` when someone reads it). Pure apart from the clock value passed in: the
+``Panel`` path, which gives the same answers at a higher cost. Messages and factor JSON are made
+only for the opportunities announced (and for ``standing`` when someone reads it). Pure apart from the clock value passed in: the
 ingestion service writes what it returns.
 """
 

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from mintel.analytics.engine import BarWindow
 
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-_KERNEL_COLUMNS = ("open", "high", "low", "close", "volume_ratio", "atr", "rsi", "sma_20", "sma_50", "macd", "macd_signal",
-                   "macd_hist", "bb_upper", "bb_lower")  # _detect_kernel.COLUMNS (checked there)
 
 
 class LivePanel(Panel):
@@ -73,9 +71,10 @@ class LivePanel(Panel):
         """Every hit of the detectors ``kinds`` on the wanted rows, in ``Found``'s order: one compiled pass
         over the window (``_detect_kernel``) when it keeps its swing lists and log volumes, else each
         detector's ``find`` on this panel (the two give the same hits, bit for bit)."""
+        from mintel.analytics import _detect_kernel as dk  # numba: loaded with the first live cycle
         from mintel.analytics.detectors import DETECTORS, Found
 
-        if self._lists is None or self._logv is None or not self.width or any(c not in self._col for c in _KERNEL_COLUMNS):
+        if self._lists is None or self._logv is None or not self.width or any(c not in self._col for c in dk.COLUMNS):
             return Found.of([(DETECTORS[k], h) for k in kinds if len((h := DETECTORS[k].find(self)).rows)])
         return _kernel_found(self, kinds)
 
@@ -363,8 +362,8 @@ def _kernel_found(p: LivePanel, kinds) -> Found:
     from mintel.analytics import _detect_kernel as dk
     from mintel.analytics.detectors import DETECTORS, KINDS, SIDES, Found, Hits
 
-    if tuple(KINDS) != dk.KIND_ORDER or _KERNEL_COLUMNS != dk.COLUMNS:  # pragma: no cover - a detector added in one place
-        raise RuntimeError("_detect_kernel: its kinds or columns differ from the detectors'")
+    if tuple(KINDS) != dk.KIND_ORDER:  # pragma: no cover - a detector added in one place only
+        raise RuntimeError("_detect_kernel: its kinds differ from the detectors'")
     enabled = _enabled(tuple(kinds))
     cols = np.array([p._col[c] for c in dk.COLUMNS], np.int64)
     params = np.array([float(getattr(p.params, f)) for f in dk.PARAMS])

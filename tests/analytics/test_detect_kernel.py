@@ -49,13 +49,14 @@ def compare(engine: LiveEngine, rng: np.random.Generator, seen: set) -> int:
 
 
 def test_every_detector_declares_the_factors_its_numpy_rule_gives():
-    bars = random_walks(20, 300, seed=3)
-    engine = LiveEngine.from_history(bars, None, "1m")
-    p = LivePanel(engine.window, "1m", engine.params, want=np.ones(20, bool), history=engine.history,
-                  dense=engine.window.dense())
-    for name, d in DETECTORS.items():
-        if not d.daily_only:
-            assert tuple(d.find(p).factors) == d.factors, name
+    uni = pd.DataFrame({"symbol": [f"D{i:02d}" for i in range(20)], "sector": "Any"})
+    daily = SimMarket(uni, seed=2, clock=SimClock("NSE", "2026-10-30")).daily_history(300)
+    for bars, interval in ((random_walks(20, 300, seed=3), "1m"), (daily, "1d")):
+        engine = LiveEngine.from_history(bars, None, interval)
+        p = LivePanel(engine.window, interval, engine.params, want=np.ones(20, bool), history=engine.history,
+                      dense=engine.window.dense())
+        for name in engine.kinds:
+            assert tuple(DETECTORS[name].find(p).factors) == DETECTORS[name].factors, name
 
 
 def random_walks(n_sym: int, n_bars: int, seed: int, days: int = 3) -> pd.DataFrame:
