@@ -17,9 +17,10 @@ left to right, as numpy's ``sum(axis=1)`` does for a handful of columns.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from mintel.analytics._panel_kernel import listed_row, strongest_row
+from mintel.analytics._parallel import JIT, bounds, chunks, kernel
 
 _JIT = {"cache": True, "nogil": True}
 
@@ -89,52 +90,58 @@ def _lag(m, col, r, k, width, bars):
     return m[col, r, width - 1 - k]
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _channels(m, hcol, lcol, window, width):
     """``LivePanel.channel`` before its tail test: (highest high, lowest low) of the ``window`` slots before the
     last, for every symbol, slot by slot (each slot's symbols are contiguous: one stream per slot, where a
-    row at a time reads ``window`` slots a page apart)."""
+    row at a time reads ``window`` slots a page apart); chunks of symbols on separate threads."""
     n = m.shape[1]
     hi, lo = np.full(n, np.nan), np.full(n, np.nan)
     if window + 1 > width:
         return hi, lo
     first = width - 1 - window
-    for r in range(n):
-        hi[r], lo[r] = m[hcol, r, first], m[lcol, r, first]
-    for s in range(first + 1, width - 1):
-        for r in range(n):
-            hi[r] = max(hi[r], m[hcol, r, s])  # the rows that use it: usable slots, finite
-            lo[r] = min(lo[r], m[lcol, r, s])
+    parts = chunks(n)
+    for part in prange(parts):
+        a, b = bounds(part, parts, n)
+        for r in range(a, b):
+            hi[r], lo[r] = m[hcol, r, first], m[lcol, r, first]
+        for s in range(first + 1, width - 1):
+            for r in range(a, b):
+                hi[r] = max(hi[r], m[hcol, r, s])  # the rows that use it: usable slots, finite
+                lo[r] = min(lo[r], m[lcol, r, s])
     return hi, lo
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _volume_z(logv, window, width):
     """``LivePanel.volume_z`` before its tail test, for every symbol, from the window's log volumes: the sums
-    taken slot by slot, so each symbol's are left to right as numpy's."""
+    taken slot by slot, so each symbol's are left to right as numpy's; chunks of symbols on separate threads."""
     n = logv.shape[0]
     z = np.full(n, np.nan)
     if window + 1 > width:
         return z
     first = width - (window + 1)
     s1, s2 = np.empty(n), np.empty(n)
-    for r in range(n):
-        x = logv[r, first]
-        s1[r], s2[r] = x, x * x
-    for j in range(1, window):
-        for r in range(n):
-            x = logv[r, first + j]
-            s1[r] += x
-            s2[r] += x * x
-    for r in range(n):
-        mean = s1[r] / window
-        v = s2[r] - s1[r] * mean
-        std = np.sqrt((v if not v < 0.0 else 0.0) / (window - 1))  # np.maximum(v, 0): NaN stays NaN
-        z[r] = (logv[r, width - 1] - mean) / std if std > 1e-6 else np.nan
+    parts = chunks(n)
+    for part in prange(parts):
+        a, b = bounds(part, parts, n)
+        for r in range(a, b):
+            x = logv[r, first]
+            s1[r], s2[r] = x, x * x
+        for j in range(1, window):
+            for r in range(a, b):
+                x = logv[r, first + j]
+                s1[r] += x
+                s2[r] += x * x
+        for r in range(a, b):
+            mean = s1[r] / window
+            v = s2[r] - s1[r] * mean
+            std = np.sqrt((v if not v < 0.0 else 0.0) / (window - 1))  # np.maximum(v, 0): NaN stays NaN
+            z[r] = (logv[r, width - 1] - mean) / std if std > 1e-6 else np.nan
     return z
 
 
-@njit(**_JIT)
+@kernel
 def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params, span, enabled):
     """Hits of the ``enabled`` kinds (by rank) on each wanted row's last bar.
 
@@ -144,20 +151,24 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     of each symbol's tail; ``params``: ``PARAMS`` values; ``span``: ``LivePanel._pivot_span``.
 
     Returns (count, rows, kind, direction, points (hits x FACTORS), score, confidence, numbers (hits x
-    NUMBERS)) in row then kind order.
+    NUMBERS)) in row then kind order. Chunks of the wanted rows run on separate threads, each writing its
+    hits into its own range of the outputs (a row has one hit per enabled kind at most); the ranges are
+    then moved together.
     """
     width = m.shape[2]
-    n_sym = m.shape[1]
-    n_window, year_w = int(params[0]), int(params[1])
-    spike, gap_pct, gap_atr, rsi_low, rsi_high = params[2], params[3], params[4], params[5], params[6]
-    k, lookback, count = int(params[7]), int(params[8]), int(params[9])
-    tol_atr, min_touches, hold = params[10], int(params[11]), int(params[12])
-    div_min, div_max, vwin = int(params[13]), int(params[14]), int(params[15])
+    n_window, year_w, vwin = int(params[0]), int(params[1]), int(params[15])
     wanted_n = 0
-    for r in range(n_sym):
+    for r in range(len(wanted)):
         if wanted[r]:
             wanted_n += 1
-    cap = wanted_n * len(enabled)
+    rows = np.empty(wanted_n, np.int64)
+    wanted_n = 0
+    for r in range(len(wanted)):
+        if wanted[r]:
+            rows[wanted_n] = r
+            wanted_n += 1
+    per = len(enabled)
+    cap = wanted_n * per
     out_row = np.empty(cap, np.int64)
     out_kind = np.empty(cap, np.int64)
     out_dir = np.empty(cap, np.int32)
@@ -165,7 +176,38 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     out_score = np.empty(cap)
     out_conf = np.empty(cap)
     out_num = np.empty((cap, NUMBERS))
+    hi_n_all, lo_n_all = _channels(m, cols[_H], cols[_L], n_window, width)
+    if enabled[6] or enabled[7]:
+        hi_year, lo_year = _channels(m, cols[_H], cols[_L], year_w, width)
+    else:
+        hi_year, lo_year = hi_n_all, lo_n_all  # not read
+    z_all = _volume_z(logv, vwin, width) if enabled[18] else np.empty(0)
+    parts = chunks(wanted_n)
+    ends = np.empty(parts, np.int64)
+    for part in prange(parts):
+        lo, hi = bounds(part, parts, wanted_n)
+        ends[part] = _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, lo, hi, params, span, enabled,
+                                  hi_n_all, lo_n_all, hi_year, lo_year, z_all, out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, lo * per)
     n = 0
+    for part in range(parts):
+        for i in range(bounds(part, parts, wanted_n)[0] * per, ends[part]):
+            out_row[n], out_kind[n], out_dir[n], out_score[n], out_conf[n] = \
+                out_row[i], out_kind[i], out_dir[i], out_score[i], out_conf[i]
+            out_pts[n], out_num[n] = out_pts[i], out_num[i]
+            n += 1
+    return n, out_row[:n], out_kind[:n], out_dir[:n], out_pts[:n], out_score[:n], out_conf[:n], out_num[:n]
+
+
+@njit(**_JIT)
+def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, params, span, enabled,
+                 hi_n_all, lo_n_all, hi_year, lo_year, z_all, out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n):
+    """``live_detect`` of ``rows[start:stop]``, its hits written from ``n`` on; returns where they end."""
+    width = m.shape[2]
+    n_window, year_w = int(params[0]), int(params[1])
+    spike, gap_pct, gap_atr, rsi_low, rsi_high = params[2], params[3], params[4], params[5], params[6]
+    k, lookback, count = int(params[7]), int(params[8]), int(params[9])
+    tol_atr, min_touches, hold = params[10], int(params[11]), int(params[12])
+    div_min, div_max, vwin = int(params[13]), int(params[14]), int(params[15])
 
     # the divergences' and levels' slot bounds (LivePanel.divergences / .levels)
     cur = span - 1 - k
@@ -177,16 +219,9 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     base = newest - (width - 1)
     levels = np.empty(count)
     lvl_t, lvl_l = np.zeros(4, np.int64), np.full(4, np.nan)  # each row's four level events: touches, level
-    hi_n_all, lo_n_all = _channels(m, cols[_H], cols[_L], n_window, width)
-    if enabled[6] or enabled[7]:
-        hi_year, lo_year = _channels(m, cols[_H], cols[_L], year_w, width)
-    else:
-        hi_year, lo_year = hi_n_all, lo_n_all  # not read
-    z_all = _volume_z(logv, vwin, width) if enabled[18] else np.empty(0)
 
-    for r in range(n_sym):
-        if not wanted[r]:
-            continue
+    for i in range(start, stop):
+        r = rows[i]
         b = bars[r]
         last = width - 1
         o, h, lo_, c = m[cols[_O], r, last], m[cols[_H], r, last], m[cols[_L], r, last], m[cols[_C], r, last]
@@ -367,7 +402,7 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
                       _LONG if sgn > 0 else (_SHORT if sgn < 0 else _NEUTRAL), 5,
                       30.0, 30 * _unit((vr - 3.0) / 5.0), 10 * _unit((z - 2.0) / 2.0), 20 * _unit(move_atr / 2.0),
                       10 * loc, _conf(z >= 2.0, move_atr >= 0.5, loc >= 0.5), np.nan, np.nan, np.nan, np.nan)
-    return n, out_row[:n], out_kind[:n], out_dir[:n], out_pts[:n], out_score[:n], out_conf[:n], out_num[:n]
+    return n
 
 
 @njit(**_JIT)

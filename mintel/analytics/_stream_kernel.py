@@ -15,7 +15,9 @@ hold it to TA-Lib within 1e-9 relative.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from mintel.analytics._parallel import bounds, chunks, kernel
 
 NAT = np.iinfo(np.int64).min
 
@@ -77,17 +79,31 @@ def _sma(state, r, new, k, p, oldest, c, i):
     return np.nan
 
 
-@njit(**_JIT)
+@kernel
 def advance(rows, ts, high, low, close, volume, skey, slot, intraday, params, bb_dev, cols,
             n, state, pend, pend_bar, pend_ok, pend_slot, last_ts, closes, volumes, slot_volume, slot_count,
             latest, out):
     """Advance ``rows`` by one bar each (``out[j]``: the values of row ``rows[j]``'s bar; ``latest``:
     every row's latest values, updated). ``skey``/``slot``: session key and minute slot per bar
-    (intraday only). Rows appear at most once, with bars no older than their latest."""
+    (intraday only). Rows appear at most once, with bars no older than their latest: chunks of them
+    run on separate threads."""
+    count = chunks(len(rows))
+    for c in prange(count):
+        lo, hi = bounds(c, count, len(rows))
+        _advance(lo, hi, rows, ts, high, low, close, volume, skey, slot, intraday, params, bb_dev, cols,
+                 n, state, pend, pend_bar, pend_ok, pend_slot, last_ts, closes, volumes, slot_volume, slot_count,
+                 latest, out)
+
+
+@njit(**_JIT)
+def _advance(start, stop, rows, ts, high, low, close, volume, skey, slot, intraday, params, bb_dev, cols,
+             n, state, pend, pend_bar, pend_ok, pend_slot, last_ts, closes, volumes, slot_volume, slot_count,
+             latest, out):
+    """``advance`` of ``rows[start:stop]``."""
     ring = closes.shape[1]
     p_vr = params[P_VR]
     new = np.empty(K)
-    for j in range(len(rows)):
+    for j in range(start, stop):
         r = rows[j]
         t = ts[j]
         # A newer bar commits the forming one.
