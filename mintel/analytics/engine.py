@@ -116,7 +116,7 @@ class LiveEngine:
         rows, kinds, sides, scores = found.rows, found.kind, found.direction, found.score
 
         score = np.full(len(names), np.nan)
-        kinds_of = _join_kinds(len(names), rows, kinds)
+        signals = _join_kinds(len(names), rows, kinds)
         r = np.flatnonzero(dense & last)
         values = panel_factors(panel, r, _signal_values(len(names), rows, sides, scores)[r])
         score[r] = factor_points(values, self.weights)[0]
@@ -126,11 +126,11 @@ class LiveEngine:
 
         holes = np.flatnonzero(~dense & last)  # a hole in the window: the general path
         if len(holes):
-            hole_standing, hole_new = self._general(holes, want, score, kinds_of, now)
+            hole_standing, hole_new = self._general(holes, want, score, signals, now)
             new.append(hole_new)
             standing.append(lambda: schema.conform("opportunities", hole_standing))
         at = self._snapshot_rows(names, symbols)
-        columns["score"], columns["signals"] = score[at], kinds_of[at]
+        columns["score"], columns["signals"] = score[at], signals.array(at)
         snapshot = self.state.snapshot_table(symbols, columns)
         return CycleOutput(snapshot, _by_symbol(new), lambda: schema.to_pandas(_by_symbol([f() for f in standing])))
 
@@ -143,7 +143,7 @@ class LiveEngine:
             to_window = self._to_window = self.window.names, rows
         return to_window[1][state_rows]
 
-    def _general(self, rows: np.ndarray, want: np.ndarray, score: np.ndarray, kinds_of: np.ndarray, now
+    def _general(self, rows: np.ndarray, want: np.ndarray, score: np.ndarray, signals: "_Signals", now
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Detections, scores and kinds of window ``rows`` through ``detect``/``factor_values`` on a frame."""
         names = self.window.names
@@ -157,7 +157,7 @@ class LiveEngine:
         at = names.get_indexer(values["symbol"])
         score[at] = factor_points({f: values[f].to_numpy(dtype=np.float64) for f in FACTORS}, self.weights)[0]
         for s, k in standing.groupby("symbol", sort=False)["kind"]:
-            kinds_of[names.get_loc(s)] = ",".join(sorted(set(k)))
+            signals.set(names.get_loc(s), ",".join(sorted(set(k))))
         keep = self.cooldown.admit(*(standing[c].astype(str).to_numpy(dtype=object) for c in ("symbol", "kind", "direction")),
                                    standing["ts"].iloc[0] if len(standing) else None)
         return standing, schema.conform("opportunities", standing[keep])
@@ -171,9 +171,6 @@ class LiveEngine:
         return self._labels_of[1]
 
 
-_KIND_BIT = np.left_shift(np.uint64(1), np.arange(len(KINDS), dtype=np.uint64))  # 64 kinds at most
-
-
 def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``scoring._signal_values`` per window row from the standing arrays (sorted by row): the net is summed
     per symbol in row order with pandas' compensated (Kahan) sum, so it equals the groupby's."""
@@ -183,18 +180,32 @@ def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarr
     return np.where(seen & np.isfinite(total), 0.5 + 0.5 * np.tanh(np.nan_to_num(total)), 0.5)
 
 
-def _join_kinds(n: int, rows: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    """Per window row, its kinds (ranks, sorted within a row) joined by name: "kind,kind"; None without any.
-    Each row's set of kinds is one bit mask, and each distinct mask is joined once."""
-    out = np.full(n, None, object)
+class _Signals:
+    """Per window row, its kinds joined by name ("kind,kind", null without any) as a code into ``texts``."""
+
+    def __init__(self, codes: np.ndarray, texts: list[str]) -> None:
+        self.codes, self.texts = codes, texts
+
+    def set(self, row: int, text: str) -> None:
+        self.codes[row] = len(self.texts)
+        self.texts.append(text)
+
+    def array(self, at: np.ndarray) -> pa.Array:
+        """Rows ``at`` as an Arrow string array (a take from the few distinct texts, not 5000 Python strings)."""
+        codes = self.codes[at]
+        none = codes < 0
+        return pa.array(self.texts, pa.string()).take(pa.array(codes, pa.int64(), mask=none if none.any() else None))
+
+
+def _join_kinds(n: int, rows: np.ndarray, kinds: np.ndarray) -> _Signals:
+    """Per window row, its kinds (ranks, ``rows`` ascending) joined by name: "kind,kind"; null without any.
+    Each row's set of kinds is one bit mask (64 kinds at most), and each distinct mask is joined once."""
+    from mintel.analytics import _score_kernel as _k
+
     if not len(rows):
-        return out
-    start = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    masks = np.bitwise_or.reduceat(_KIND_BIT[kinds], start)
-    distinct, which = np.unique(masks, return_inverse=True)
-    text = np.array([_mask_text(m) for m in distinct.tolist()], dtype=object)
-    out[rows[start]] = text[which]
-    return out
+        return _Signals(np.full(n, -1, np.int64), [])
+    codes, distinct = _k.row_kinds(n, rows, kinds)
+    return _Signals(codes, [_mask_text(m) for m in distinct.tolist()])
 
 
 @functools.lru_cache(maxsize=4096)
