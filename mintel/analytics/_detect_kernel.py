@@ -36,7 +36,15 @@ COLUMNS = ("open", "high", "low", "close", "volume_ratio", "atr", "rsi", "sma_20
 PARAMS = ("breakout_window", "year_window", "spike_ratio", "gap_pct", "gap_atr", "rsi_low", "rsi_high", "pivot_k",
           "level_lookback", "level_count", "level_tol_atr", "min_touches", "level_hold", "divergence_min_bars",
           "divergence_max_bars", "volume_window")
-NUMBERS = 4  # message numbers per hit (channel: level; levels: level, touches; divergences: 4 values)
+NUMBERS = 4  # message numbers per hit, at most
+# Each kind's message columns (by rank, as ``KIND_ORDER``): the number columns its template reads, in the
+# template's order, which the kernel writes as a hit's numbers, and its flag column, if any. Checked
+# against the templates (``detectors.kernel_programs``), so a template and the kernel cannot drift apart.
+_CHANNEL, _CROSS, _RSI_TEXT = (("level", "close", "vr"), ()), (("close",), ()), (("rsi",), ("turn",))
+_GAP, _LEVEL = (("pct", "atr", "open", "prev"), ("hold",)), (("level", "touches", "close", "vr"), ())
+_DIV, _MACD_TEXT = (("price", "price_before", "rsi", "rsi_before"), ()), (("macd",), ("below",))
+MESSAGE = (_CHANNEL, _CHANNEL, _CROSS, _GAP, _GAP, _CROSS, _CHANNEL, _CHANNEL, _MACD_TEXT, _MACD_TEXT, _LEVEL, _LEVEL,
+           _DIV, _DIV, _RSI_TEXT, _RSI_TEXT, _LEVEL, _LEVEL, (("vr", "move", "dist"), ("above",)))
 FACTORS = 5  # factor points per hit, at most
 
 _O, _H, _L, _C, _VR, _ATR, _RSI, _S20, _S50, _MACD, _MSIG, _MHIST, _BBU, _BBL = range(14)
@@ -67,8 +75,10 @@ def _conf(a, b, c):
 
 
 @njit(**_JIT)
-def _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, direction, nf,
-          p0, p1, p2, p3, p4, conf, n0, n1, n2, n3):
+def _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, direction, nf,
+          p0, p1, p2, p3, p4, conf, n0, n1, n2, n3, flag):
+    """Write hit ``n``: its row, kind, direction, ``nf`` factor points (rounded) and their sum, confidence, and its
+    message's numbers and flag (``MESSAGE[kind]``)."""
     out_row[n], out_kind[n], out_dir[n] = r, kind, direction
     pts = (_r2(p0), _r2(p1), _r2(p2), _r2(p3), _r2(p4))
     total = pts[0]
@@ -79,6 +89,7 @@ def _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, 
     out_score[n] = _r2(total)
     out_conf[n] = conf
     out_num[n, 0], out_num[n, 1], out_num[n, 2], out_num[n, 3] = n0, n1, n2, n3
+    out_flag[n] = flag
     return n + 1
 
 
@@ -142,7 +153,7 @@ def _volume_z(logv, window, width):
 
 
 @kernel
-def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params, span, enabled):
+def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params, span, enabled, ref_col):
     """Hits of the ``enabled`` kinds (by rank) on each wanted row's last bar.
 
     ``m``: (columns, symbols, slots) window view with ``cols`` the positions of ``COLUMNS``; ``logv``:
@@ -150,8 +161,10 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     (``BarWindow.pivot_lists``: side 0 highs, side 1 lows, newest first); ``bars``: usable bars
     of each symbol's tail; ``params``: ``PARAMS`` values; ``span``: ``LivePanel._pivot_span``.
 
-    Returns (count, rows, kind, direction, points (hits x FACTORS), score, confidence, numbers (hits x
-    NUMBERS)) in row then kind order. Chunks of the wanted rows run on separate threads, each writing its
+    ``ref_col``: the column a volume spike's distance is measured from (VWAP; daily: SMA 20; -1: none).
+
+    Returns (count, rows, kind, direction, points (hits x FACTORS), score, confidence, message numbers (hits x
+    NUMBERS), message flag) in row then kind order. Chunks of the wanted rows run on separate threads, each writing its
     hits into its own range of the outputs (a row has one hit per enabled kind at most); the ranges are
     then moved together.
     """
@@ -176,6 +189,7 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     out_score = np.empty(cap)
     out_conf = np.empty(cap)
     out_num = np.empty((cap, NUMBERS))
+    out_flag = np.empty(cap, np.bool_)
     hi_n_all, lo_n_all = _channels(m, cols[_H], cols[_L], n_window, width)
     if enabled[6] or enabled[7]:
         hi_year, lo_year = _channels(m, cols[_H], cols[_L], year_w, width)
@@ -187,20 +201,22 @@ def live_detect(m, cols, logv, seq, prices, listed, newest, bars, wanted, params
     for part in prange(parts):
         lo, hi = bounds(part, parts, wanted_n)
         ends[part] = _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, lo, hi, params, span, enabled,
-                                  hi_n_all, lo_n_all, hi_year, lo_year, z_all, out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, lo * per)
+                                  ref_col, hi_n_all, lo_n_all, hi_year, lo_year, z_all, out_row, out_kind, out_dir,
+                                  out_pts, out_score, out_conf, out_num, out_flag, lo * per)
     n = 0
     for part in range(parts):
         for i in range(bounds(part, parts, wanted_n)[0] * per, ends[part]):
             out_row[n], out_kind[n], out_dir[n], out_score[n], out_conf[n] = \
                 out_row[i], out_kind[i], out_dir[i], out_score[i], out_conf[i]
-            out_pts[n], out_num[n] = out_pts[i], out_num[i]
+            out_pts[n], out_num[n], out_flag[n] = out_pts[i], out_num[i], out_flag[i]
             n += 1
-    return n, out_row[:n], out_kind[:n], out_dir[:n], out_pts[:n], out_score[:n], out_conf[:n], out_num[:n]
+    return n, out_row[:n], out_kind[:n], out_dir[:n], out_pts[:n], out_score[:n], out_conf[:n], out_num[:n], out_flag[:n]
 
 
 @njit(**_JIT)
-def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, params, span, enabled,
-                 hi_n_all, lo_n_all, hi_year, lo_year, z_all, out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n):
+def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, params, span, enabled, ref_col,
+                 hi_n_all, lo_n_all, hi_year, lo_year, z_all, out_row, out_kind, out_dir, out_pts, out_score, out_conf,
+                 out_num, out_flag, n):
     """``live_detect`` of ``rows[start:stop]``, its hits written from ``n`` on; returns where they end."""
     width = m.shape[2]
     n_window, year_w = int(params[0]), int(params[1])
@@ -237,17 +253,15 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
         if enabled[0] and -1 * (c - lo_n) > 0:
             excess = -1 * (c - lo_n)
             t = 10 * trend_dn
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 0, _SHORT, 5,
-                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t,
-                      10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
-                      lo_n, np.nan, np.nan, np.nan)
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 0, _SHORT, 5,
+                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t, 10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
+                      lo_n, c, vr, np.nan, False)
         if enabled[1] and c - hi_n > 0:
             excess = c - hi_n
             t = 10 * trend_up
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 1, _LONG, 5,
-                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t,
-                      10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
-                      hi_n, np.nan, np.nan, np.nan)
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 1, _LONG, 5,
+                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t, 10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
+                      hi_n, c, vr, np.nan, False)
 
         # -- death / golden cross (SMA 20 vs SMA 50), MACD crosses
         sma50_then = _lag(m, cols[_S50], r, 5, width, b)
@@ -255,9 +269,9 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
         pa, pb = _lag(m, cols[_S20], r, 1, width, b), _lag(m, cols[_S50], r, 1, width, b)
         if enabled[2] and a < bb and pa >= pb:
             slope, hist = -1 * (sma50 - sma50_then) > 0, -1 * mhist > 0
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 2, _SHORT, 5,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 2, _SHORT, 5,
                       50.0, 15.0 * slope, vol15, 10 * trend_dn, 10.0 * hist, _conf(slope, hist, vr >= 1.2),
-                      np.nan, np.nan, np.nan, np.nan)
+                      c, np.nan, np.nan, np.nan, False)
 
         # -- gaps
         prev_atr = _lag(m, cols[_ATR], r, 1, width, b)
@@ -268,47 +282,45 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
             hold_ = -1 * (c - prev_close) > 0
             follow = -1 * (c - o) > 0
             size = max(_unit(abs(gpct) / 6.0), _unit(abs(gatr) / 3.0))
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 3, _SHORT, 4,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 3, _SHORT, 4,
                       40.0, 25 * size, 20.0 * hold_, vol15, 0.0, _conf(hold_, follow, vr >= 1.5),
-                      np.nan, np.nan, np.nan, np.nan)
+                      abs(gpct), gatr, o, prev_close, hold_)
         if enabled[4] and (gpct > gap_pct or gatr > gap_atr):
             hold_ = c - prev_close > 0
             follow = c - o > 0
             size = max(_unit(abs(gpct) / 6.0), _unit(abs(gatr) / 3.0))
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 4, _LONG, 4,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 4, _LONG, 4,
                       40.0, 25 * size, 20.0 * hold_, vol15, 0.0, _conf(hold_, follow, vr >= 1.5),
-                      np.nan, np.nan, np.nan, np.nan)
+                      abs(gpct), gatr, o, prev_close, hold_)
         if enabled[5] and a > bb and pa <= pb:
             slope, hist = sma50 - sma50_then > 0, mhist > 0
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 5, _LONG, 5,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 5, _LONG, 5,
                       50.0, 15.0 * slope, vol15, 10 * trend_up, 10.0 * hist, _conf(slope, hist, vr >= 1.2),
-                      np.nan, np.nan, np.nan, np.nan)
+                      c, np.nan, np.nan, np.nan, False)
         if enabled[6] or enabled[7]:
             hi_y, lo_y = (hi_year[r], lo_year[r]) if b > year_w else (np.nan, np.nan)
             if enabled[6] and c - hi_y > 0:
                 t = 10 * trend_up
-                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 6, _LONG, 5,
-                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit((c - hi_y) / (1.0 * atr)), t,
-                          10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
-                          hi_y, np.nan, np.nan, np.nan)
+                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 6, _LONG, 5,
+                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit((c - hi_y) / (1.0 * atr)), t, 10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
+                          hi_y, c, vr, np.nan, False)
             if enabled[7] and -1 * (c - lo_y) > 0:
                 t = 10 * trend_dn
-                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 7, _SHORT, 5,
-                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit(-1 * (c - lo_y) / (1.0 * atr)), t,
-                          10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
-                          lo_y, np.nan, np.nan, np.nan)
+                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 7, _SHORT, 5,
+                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit(-1 * (c - lo_y) / (1.0 * atr)), t, 10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
+                          lo_y, c, vr, np.nan, False)
         ma, ms = macd, m[cols[_MSIG], r, last]
         pma, pms = _lag(m, cols[_MACD], r, 1, width, b), _lag(m, cols[_MSIG], r, 1, width, b)
         if enabled[8] and ma < ms and pma >= pms:
             t, far = 20 * trend_dn, -1 * macd < 0
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 8, _SHORT, 5,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 8, _SHORT, 5,
                       40.0, t, vol15, 15 * _unit(-1 * (rsi - 50.0) / 20.0), 10.0 * far, _conf(t > 0, far, vr >= 1.2),
-                      np.nan, np.nan, np.nan, np.nan)
+                      macd, np.nan, np.nan, np.nan, macd < 0)
         if enabled[9] and ma > ms and pma <= pms:
             t, far = 20 * trend_up, macd < 0
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 9, _LONG, 5,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 9, _LONG, 5,
                       40.0, t, vol15, 15 * _unit((rsi - 50.0) / 20.0), 10.0 * far, _conf(t > 0, far, vr >= 1.2),
-                      np.nan, np.nan, np.nan, np.nan)
+                      macd, np.nan, np.nan, np.nan, macd < 0)
 
         # -- levels (LivePanel.levels, then detectors._level): resistance_break, resistance_reject here;
         # support_bounce, support_break after the RSI kinds
@@ -335,7 +347,7 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
                     lvl_t[e], lvl_l[e] = strongest_row(e, levels, h, lo_, c, tol, floor, ceiling, min_touches)
         for e, kind, side_ in ((2, 10, 1), (3, 11, -1)):
             if enabled[kind] and lvl_t[e] > 0:
-                n = _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, e,
+                n = _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, e,
                                side_, lvl_t[e], lvl_l[e], c, vr, atr, sma50)
 
         # -- divergences (LivePanel._divergences_from_flags, then detectors._divergence), from the window's
@@ -365,10 +377,9 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
                 price_gap = side * (pp - pc_) / atr_p
                 extreme = ((40.0 - rp) if side > 0 else (rp - 60.0)) / 10.0
                 confirm = side * (c - close_p) > 0
-                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind,
-                          _LONG if side > 0 else _SHORT, 5, 45.0, 20 * _unit(rsi_gap / 10.0), 10 * _unit(price_gap),
-                          15 * _unit(extreme), 10.0 * confirm, _conf(rsi_gap >= 5, extreme >= 1.0, confirm),
-                          pc_, pp, rc, rp)
+                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, _LONG if side > 0 else _SHORT, 5,
+                          45.0, 20 * _unit(rsi_gap / 10.0), 10 * _unit(price_gap), 15 * _unit(extreme), 10.0 * confirm, _conf(rsi_gap >= 5, extreme >= 1.0, confirm),
+                          pc_, pp, rc, rp, False)
 
         # -- RSI overbought / oversold
         prev_rsi = _lag(m, cols[_RSI], r, 1, width, b)
@@ -376,19 +387,19 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
             depth = rsi - rsi_high
             turn = -1 * (rsi - prev_rsi) > 0
             stretch = -1 * (m[cols[_BBU], r, last] - c) > 0
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 14, _SHORT, 4,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 14, _SHORT, 4,
                       40.0, 30 * _unit(depth / 15.0), 15.0 * turn, 15.0 * stretch, 0.0, _conf(turn, stretch, depth >= 5),
-                      np.nan, np.nan, np.nan, np.nan)
+                      rsi, np.nan, np.nan, np.nan, turn)
         if enabled[15] and rsi < rsi_low:
             depth = rsi_low - rsi
             turn = rsi - prev_rsi > 0
             stretch = m[cols[_BBL], r, last] - c > 0
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 15, _LONG, 4,
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 15, _LONG, 4,
                       40.0, 30 * _unit(depth / 15.0), 15.0 * turn, 15.0 * stretch, 0.0, _conf(turn, stretch, depth >= 5),
-                      np.nan, np.nan, np.nan, np.nan)
+                      rsi, np.nan, np.nan, np.nan, turn)
         for e, kind, side_ in ((0, 16, 1), (1, 17, -1)):
             if enabled[kind] and lvl_t[e] > 0:
-                n = _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, e,
+                n = _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, e,
                                side_, lvl_t[e], lvl_l[e], c, vr, atr, sma50)
 
         # -- volume spike
@@ -398,15 +409,15 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
             sgn = 0.0 if np.isnan(ret) else (1.0 if ret > 0 else (-1.0 if ret < 0 else 0.0))
             loc = location if sgn > 0 else (1 - location if sgn < 0 else 0.0)
             z = z_all[r] if b > vwin else np.nan
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, 18,
-                      _LONG if sgn > 0 else (_SHORT if sgn < 0 else _NEUTRAL), 5,
-                      30.0, 30 * _unit((vr - 3.0) / 5.0), 10 * _unit((z - 2.0) / 2.0), 20 * _unit(move_atr / 2.0),
-                      10 * loc, _conf(z >= 2.0, move_atr >= 0.5, loc >= 0.5), np.nan, np.nan, np.nan, np.nan)
+            dist = (c / m[ref_col, r, last] - 1.0) * 100.0 if ref_col >= 0 else np.nan  # from VWAP (daily: SMA 20)
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 18, _LONG if sgn > 0 else (_SHORT if sgn < 0 else _NEUTRAL), 5,
+                      30.0, 30 * _unit((vr - 3.0) / 5.0), 10 * _unit((z - 2.0) / 2.0), 20 * _unit(move_atr / 2.0), 10 * loc, _conf(z >= 2.0, move_atr >= 0.5, loc >= 0.5),
+                      vr, ret * 100, abs(dist), np.nan, dist >= 0)
     return n
 
 
 @njit(**_JIT)
-def _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, event, side, t, lvl,
+def _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, event, side, t, lvl,
                c, vr, atr, sma50):
     """``detectors._level`` for one hit: events 1, 2 are breaks, 0, 3 the bounce / rejection."""
     dist = side * (c - lvl)
@@ -415,12 +426,12 @@ def _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num
     direction = _LONG if side > 0 else _SHORT
     if event == 1 or event == 2:
         vol = 20 * _unit((vr - 1.0) / (3.0 - 1.0))
-        return _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, direction, 4,
-                     40.0, touch, move, vol, 0.0, _conf(t >= 3, vr >= 1.5, move >= 5), lvl, float(t), np.nan, np.nan)
+        return _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, direction, 4,
+                     40.0, touch, move, vol, 0.0, _conf(t >= 3, vr >= 1.5, move >= 5), lvl, float(t), c, vr, False)
     trend = 10 * (side * (c - sma50) > 0)
     vol = 10 * _unit((vr - 1.0) / (3.0 - 1.0))
-    return _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, n, r, kind, direction, 5,
-                 40.0, touch, move, vol, trend, _conf(t >= 3, trend > 0, move >= 5), lvl, float(t), np.nan, np.nan)
+    return _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, direction, 5,
+                 40.0, touch, move, vol, trend, _conf(t >= 3, trend > 0, move >= 5), lvl, float(t), c, vr, False)
 
 
 @njit(**_JIT)

@@ -147,19 +147,9 @@ def signal_sums(n, rows, sides, scores):
 
 
 @njit(**_JIT)
-def row_kinds(n, rows, kinds):
-    """(code per row of ``n``, distinct masks): each row's kinds (``rows`` ascending, ``kinds`` their ranks)
-    as one bit mask, coded by its place among the distinct masks (ascending); -1 for a row without any."""
-    codes = np.full(n, -1, np.int64)
-    masks = np.zeros(len(rows), np.uint64)
-    firsts = np.empty(len(rows), np.int64)
-    m = -1
+def row_masks(n, rows, kinds):
+    """Per row of ``n``, the bit mask of its ``kinds`` (ranks; ``rows`` the row of each)."""
+    masks = np.zeros(n, np.uint64)
     for i in range(len(rows)):
-        if i == 0 or rows[i] != rows[i - 1]:
-            m += 1
-            firsts[m] = rows[i]
-        masks[m] |= np.uint64(1) << np.uint64(kinds[i])
-    distinct = np.unique(masks[:m + 1])
-    for j in range(m + 1):
-        codes[firsts[j]] = np.searchsorted(distinct, masks[j])
-    return codes, distinct
+        masks[rows[i]] |= np.uint64(1) << np.uint64(kinds[i])
+    return masks

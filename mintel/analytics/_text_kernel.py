@@ -207,3 +207,26 @@ def factor_json(keys, key_at, first, which, points):
         pos += 1
         offsets[row + 1] = pos
     return offsets, out[:pos], True
+
+
+@njit("Tuple((int32[:], uint8[:]))(uint64[:], uint8[:], int64[:])", **_JIT)
+def join_bits(masks, names, name_at):
+    """Per mask, the names of its set bits (bit j: ``names[name_at[j]:name_at[j + 1]]``) in bit order, joined by
+    ","; an empty string for 0. Returns (offsets, bytes) of an Arrow string array."""
+    n = len(masks)
+    k = len(name_at) - 1
+    offsets = np.zeros(n + 1, np.int32)
+    out = np.empty(n * (name_at[k] + k), np.uint8)
+    pos = 0
+    for i in range(n):
+        m = masks[i]
+        first = True
+        for j in range(k):
+            if (m >> np.uint64(j)) & np.uint64(1):
+                if not first:
+                    out[pos] = 44
+                    pos += 1
+                pos = _put(out, pos, names, name_at[j], name_at[j + 1] - name_at[j])
+                first = False
+        offsets[i + 1] = pos
+    return offsets, out[:pos]

@@ -346,6 +346,8 @@ class Found:
 
     ``kind``: rank in ``KINDS``; ``direction``: position in ``SIDES``; ``part``/``hit``: where the hit came
     from (``parts[part][1]``, its ``hit``-th row); ``points``: each part's (hits x factors) points.
+    ``text``: when set (the live kernel's hits, which have no parts), the message and factor columns of the
+    hits at some positions, given their symbols (``opportunity_table`` calls it instead of reading the parts).
     """
 
     parts: list[tuple[Detector, Hits]]
@@ -357,6 +359,7 @@ class Found:
     part: np.ndarray
     hit: np.ndarray
     points: list[np.ndarray]
+    text: Callable[[np.ndarray, pa.Array], tuple[pa.Array, pa.Array]] | None = None
 
     @classmethod
     def of(cls, parts: list[tuple[Detector, Hits]]) -> Found:
@@ -377,6 +380,33 @@ class Found:
                    hit[order], points)
 
 
+_PROGRAMS: dict[tuple, tuple] = {}
+
+
+def kernel_programs(p: Panel) -> tuple:
+    """Each kind's message program (by rank) for the live kernel's hits on panels like ``p``: the detector's
+    template with its constant words, from its builder over no rows. Each must read the symbol as its only
+    text and the kernel's ``MESSAGE`` columns for its kind (a prefix of them), in order."""
+    from mintel.analytics import _detect_kernel as dk
+    from mintel.analytics.messages import program
+
+    key = (p.interval, p.params, "vwap" in p.ind)
+    if key not in _PROGRAMS:
+        out = []
+        for k, name in enumerate(KINDS):
+            det = DETECTORS[name]
+            none = np.empty(0, np.int64)
+            template, columns = det.message(p, none, **{c: np.empty(0) for c in det.numbers}).parts()
+            prog = program(template, {c: v for c, v in columns.items() if isinstance(v, str)})
+            numbers, flags = dk.MESSAGE[k]
+            if prog.text != ("symbol",) or prog.numbers != numbers[:len(prog.numbers)] or prog.flags != flags[:len(prog.flags)]:
+                raise RuntimeError(f"_detect_kernel.MESSAGE: {name}'s message reads {prog.text + prog.numbers + prog.flags}, "
+                                   f"the kernel writes {('symbol',) + numbers + flags}")
+            out.append(prog)
+        _PROGRAMS[key] = tuple(out)
+    return _PROGRAMS[key]
+
+
 def _side_codes(direction: np.ndarray) -> np.ndarray:
     """Positions of per-bar directions in ``SIDES``."""
     codes = np.where(direction == "long", 0, np.where(direction == "short", 1, 2)).astype(np.int32)
@@ -389,9 +419,13 @@ def opportunity_table(p: Panel, found: Found, explain: bool, now, keep: np.ndarr
     """The hits (those where ``keep``, a mask in ``found``'s order, when given) as an OPPORTUNITIES table,
     built column by column in Arrow, sorted by (symbol, ts, kind)."""
     sel = np.flatnonzero(keep) if keep is not None else slice(None)
-    r, part, hit = found.rows[sel], found.part[sel], found.hit[sel]
+    r = found.rows[sel]
     n = len(r)
-    if explain and n:
+    symbols = p.symbol_array(r)
+    if explain and n and found.text is not None:
+        message, factor = found.text(np.arange(len(found.rows))[sel], symbols)
+    elif explain and n:
+        part, hit = found.part[sel], found.hit[sel]
         by_part = np.argsort(part, kind="stable")  # rendered part after part, then put in row order
         bounds = np.searchsorted(part[by_part], np.arange(len(found.parts) + 1))
         messages, factors = [], []
@@ -410,7 +444,7 @@ def opportunity_table(p: Panel, found: Found, explain: bool, now, keep: np.ndarr
 
     return pa.Table.from_arrays([
         pa.array(p.ts[r], schema.TS),
-        p.symbol_array(r),
+        symbols,
         labels(found.kind[sel].astype(np.int32), KINDS),
         labels(found.direction[sel], SIDES),
         pa.array(found.score[sel]),

@@ -13,7 +13,6 @@ ingestion service writes what it returns.
 
 from __future__ import annotations
 
-import functools
 from functools import cached_property
 
 import numpy as np
@@ -157,7 +156,7 @@ class LiveEngine:
         at = names.get_indexer(values["symbol"])
         score[at] = factor_points({f: values[f].to_numpy(dtype=np.float64) for f in FACTORS}, self.weights)[0]
         for s, k in standing.groupby("symbol", sort=False)["kind"]:
-            signals.set(names.get_loc(s), ",".join(sorted(set(k))))
+            signals.set(names.get_loc(s), k)
         keep = self.cooldown.admit(*(standing[c].astype(str).to_numpy(dtype=object) for c in ("symbol", "kind", "direction")),
                                    standing["ts"].iloc[0] if len(standing) else None)
         return standing, schema.conform("opportunities", standing[keep])
@@ -181,37 +180,37 @@ def _signal_values(n: int, rows: np.ndarray, sides: np.ndarray, scores: np.ndarr
 
 
 class _Signals:
-    """Per window row, its kinds joined by name ("kind,kind", null without any) as a code into ``texts``."""
+    """Per window row, the bit mask of its kinds (ranks in ``KINDS``, 64 at most); as text, their names joined
+    by "," in ``KINDS`` order (by name), null without any."""
 
-    def __init__(self, codes: np.ndarray, texts: list[str]) -> None:
-        self.codes, self.texts = codes, texts
+    _NAMES = np.frombuffer("".join(KINDS).encode(), np.uint8).copy()
+    _NAME_AT = np.cumsum([0] + [len(k.encode()) for k in KINDS]).astype(np.int64)
 
-    def set(self, row: int, text: str) -> None:
-        self.codes[row] = len(self.texts)
-        self.texts.append(text)
+    def __init__(self, masks: np.ndarray) -> None:
+        self.masks = masks
+
+    _RANK = {k: i for i, k in enumerate(KINDS)}
+
+    def set(self, row: int, kinds) -> None:
+        """Row ``row``'s kinds (names)."""
+        self.masks[row] = np.uint64(sum(1 << r for r in {self._RANK[k] for k in kinds}))
 
     def array(self, at: np.ndarray) -> pa.Array:
-        """Rows ``at`` as an Arrow string array (a take from the few distinct texts, not 5000 Python strings)."""
-        codes = self.codes[at]
-        none = codes < 0
-        return pa.array(self.texts, pa.string()).take(pa.array(codes, pa.int64(), mask=none if none.any() else None))
+        """Rows ``at`` as an Arrow string array, written in one compiled pass (no Python string per row)."""
+        from mintel.analytics import _text_kernel as _k
+
+        masks = np.ascontiguousarray(self.masks[at])
+        offsets, data = _k.join_bits(masks, self._NAMES, self._NAME_AT)
+        some = masks != 0
+        valid = None if some.all() else pa.py_buffer(np.packbits(some, bitorder="little"))
+        return pa.Array.from_buffers(pa.string(), len(masks), [valid, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _join_kinds(n: int, rows: np.ndarray, kinds: np.ndarray) -> _Signals:
-    """Per window row, its kinds (ranks, ``rows`` ascending) joined by name: "kind,kind"; null without any.
-    Each row's set of kinds is one bit mask (64 kinds at most), and each distinct mask is joined once."""
+    """Per window row, its kinds (ranks) as a bit mask."""
     from mintel.analytics import _score_kernel as _k
 
-    if not len(rows):
-        return _Signals(np.full(n, -1, np.int64), [])
-    codes, distinct = _k.row_kinds(n, rows, kinds)
-    return _Signals(codes, [_mask_text(m) for m in distinct.tolist()])
-
-
-@functools.lru_cache(maxsize=4096)
-def _mask_text(mask: int) -> str:
-    """The kinds of a bit mask joined by name (the same few hundred masks come back every cycle)."""
-    return ",".join(KINDS[[(mask >> i) & 1 == 1 for i in range(len(KINDS))]])
+    return _Signals(_k.row_masks(n, rows, kinds))
 
 
 def _by_symbol(tables: list[pa.Table]) -> pa.Table:

@@ -356,38 +356,33 @@ def _enabled(kinds: tuple[str, ...]) -> np.ndarray:
 
 
 def _kernel_found(p: LivePanel, kinds) -> Found:
-    """``LivePanel.found`` through ``_detect_kernel.live_detect``; each kind's hits become one part with the
-    detector's factor names (their points already rounded, as ``Found.points`` holds them) and message
-    (its text made only for the rows announced)."""
+    """``LivePanel.found`` through ``_detect_kernel.live_detect``: the hits as arrays, without parts; their
+    message and factor columns are made from the kernel's numbers, for the hits announced (``_kernel_text``)."""
     from mintel.analytics import _detect_kernel as dk
-    from mintel.analytics.detectors import DETECTORS, KINDS, SIDES, Found, Hits
+    from mintel.analytics.detectors import KINDS, Found
 
     if tuple(KINDS) != dk.KIND_ORDER:  # pragma: no cover - a detector added in one place only
         raise RuntimeError("_detect_kernel: its kinds differ from the detectors'")
     enabled = _enabled(tuple(kinds))
     cols = np.array([p._col[c] for c in dk.COLUMNS], np.int64)
     params = np.array([float(getattr(p.params, f)) for f in dk.PARAMS])
+    ref = "sma_20" if p.daily else "vwap"  # what a volume spike's message measures the close from
     seq, prices, listed, newest = p._lists
-    n, rows, kind, direction, pts, score, conf, nums = dk.live_detect(
+    n, rows, kind, direction, pts, score, conf, nums, flag = dk.live_detect(
         p._m, cols, p._logv, seq, prices, listed, newest, p.bars, p.wanted, params,
-        p._pivot_span, enabled)
-    order, starts, hit = dk.by_kind(kind, len(KINDS))  # grouped by kind, rows ascending within each
-    g_rows, g_conf, g_pts, g_nums, g_dir = rows[order], conf[order], pts[order], nums[order], direction[order]
-    present = np.flatnonzero(np.diff(starts))
-    part_of = np.zeros(len(KINDS), np.int64)
-    part_of[present] = np.arange(len(present))
-    part = part_of[kind]
-    parts, points = [], []
-    for k in present.tolist():
-        at = slice(starts[k], starts[k + 1])
-        det = DETECTORS[KINDS[k]]
-        r = g_rows[at]
-        numbers = {name: g_nums[at, c] for c, name in enumerate(det.numbers)}
-        if "touches" in numbers:
-            numbers["touches"] = numbers["touches"].astype(np.int64)
-        points_k = g_pts[at, :len(det.factors)]
-        hits = Hits(r, dict(zip(det.factors, points_k.T)), g_conf[at], det.message(p, r, **numbers),
-                    SIDES[g_dir[at]] if det.direction == "bar" else None)
-        parts.append((det, hits))
-        points.append(points_k)
-    return Found(parts, rows, kind, direction, score, conf, part, hit, points)
+        p._pivot_span, enabled, p._col[ref] if ref in p.ind else -1)
+    none = np.empty(0, np.int64)
+    return Found([], rows, kind, direction, score, conf, none, none, [],
+                 functools.partial(_kernel_text, p, kind, pts, nums, flag))
+
+
+def _kernel_text(p: LivePanel, kind: np.ndarray, points: np.ndarray, numbers: np.ndarray, flags: np.ndarray,
+                 at: np.ndarray, symbols: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(message, factors) of the kernel's hits at positions ``at`` (their ``symbols``): each kind's template
+    (``detectors.kernel_programs``) over the hit's numbers and flag, and its factor names over its points."""
+    from mintel.analytics.detectors import DETECTORS, KINDS, kernel_programs
+    from mintel.analytics.messages import factor_json_coded, render_coded
+
+    which = kind[at]
+    message = render_coded(kernel_programs(p), which, symbols, numbers[at], flags[at, None])
+    return message, factor_json_coded(tuple(DETECTORS[k].factors for k in KINDS), which, points[at])

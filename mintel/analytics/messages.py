@@ -215,6 +215,11 @@ def _joined(programs: tuple[_Program, ...]) -> _Joined:
 def render_py(template: str, columns: Mapping[str, object]) -> list[str]:
     """``render`` in Python, with ``format``: the reference for the kernel."""
     prog, n, text, numbers, flags = _inputs(template, columns)
+    return _run_py(prog, n, text, numbers, flags)
+
+
+def _run_py(prog: _Program, n: int, text: list, numbers: np.ndarray, flags: np.ndarray) -> list[str]:
+    """``prog`` over ``n`` rows of its columns (text: one sequence per text column; numbers, flags: rows x columns)."""
     out = []
     for row in range(n):
         parts, i = [], 0
@@ -243,6 +248,34 @@ def render_py(template: str, columns: Mapping[str, object]) -> list[str]:
     return out
 
 
+def render_coded(programs: tuple[_Program, ...], which: np.ndarray, text: pa.Array, numbers: np.ndarray,
+                 flags: np.ndarray) -> pa.Array:
+    """Row i in program ``which[i]`` (one compiled pass, as ``render_all``): its one text column from ``text`` (a
+    string array, row i), its number columns from ``numbers[i]`` and its flag columns from ``flags[i]``, each
+    in the program's order (a program reading fewer ignores the rest)."""
+    n = len(which)
+    if n == 0:
+        return pa.array([], pa.string())
+    if any(len(p.text) > 1 for p in programs):
+        raise ValueError("render_coded: a program reads more than one text column")
+    numbers = np.ascontiguousarray(numbers, np.float64)
+    flags = np.ascontiguousarray(flags, np.bool_)
+    if _too_large(numbers):
+        out = np.empty(n, object)
+        values = text.to_numpy(zero_copy_only=False)
+        for w in np.unique(which).tolist():
+            at = np.flatnonzero(which == w)
+            out[at] = _run_py(programs[w], len(at), [values[at]], numbers[at], flags[at])
+        return pa.array(out, pa.string())
+    joined = _joined(programs)
+    blob, text_at = _text_buffers([text], n)
+    from mintel.analytics import _text_kernel as _k
+
+    offsets, data = _k.render(joined.ops, joined.starts, np.asarray(which, np.int64), joined.lits, blob, text_at,
+                              numbers, flags, n * joined.width + len(blob) + 1)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
 def _inputs(template: str, columns: Mapping[str, object]):
     constants = {k: v for k, v in columns.items() if isinstance(v, str)}
     prog = program(template, constants)
@@ -261,12 +294,12 @@ def _inputs(template: str, columns: Mapping[str, object]):
     return prog, n, text, numbers, flags
 
 
-def _text_buffers(columns: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _text_buffers(columns: list[np.ndarray | pa.StringArray], n: int) -> tuple[np.ndarray, np.ndarray]:
     """The text columns' UTF-8 bytes end to end, and each one's row bounds in them: (columns, n + 1)."""
     at = np.zeros((len(columns), n + 1), np.int64)
     blobs, base = [], 0
     for j, values in enumerate(columns):
-        arr = pa.array(values, pa.string())
+        arr = values if isinstance(values, pa.StringArray) else pa.array(values, pa.string())
         _, off, data = arr.buffers()
         offsets = np.frombuffer(off, np.int32, n + 1, arr.offset * 4)
         at[j] = offsets.astype(np.int64) - offsets[0] + base
@@ -303,23 +336,34 @@ def factor_json(names: list[str], points: np.ndarray) -> pa.Array:
 
 def factor_json_all(parts: list[tuple[list[str], np.ndarray]]) -> pa.Array:
     """Each (names, points)'s rows of ``factor_json``, one after the other, in one compiled pass."""
+    if not parts:
+        return pa.array([], pa.string())
     ns = [len(points) for _, points in parts]
-    total = sum(ns)
-    keys, key_at, first = _keys(tuple(tuple(names) for names, _ in parts))
-    if total and key_at[-1]:
-        points = np.zeros((total, max(len(names) for names, _ in parts)))
-        at = 0
-        for (names, pts), n in zip(parts, ns):
-            points[at:at + n, :len(names)] = pts
-            at += n
-        which = np.repeat(np.arange(len(parts)), ns)
+    points = np.zeros((sum(ns), max(len(names) for names, _ in parts)))
+    at = 0
+    for (names, pts), n in zip(parts, ns):
+        points[at:at + n, :len(names)] = pts
+        at += n
+    return factor_json_coded(tuple(tuple(names) for names, _ in parts), np.repeat(np.arange(len(parts)), ns), points)
+
+
+def factor_json_coded(names: tuple[tuple[str, ...], ...], which: np.ndarray, points: np.ndarray) -> pa.Array:
+    """Row i's ``factor_json`` with the names ``names[which[i]]`` and its points from ``points[i]`` (column 0 on),
+    in one compiled pass."""
+    n = len(which)
+    keys, key_at, first = _keys(names)
+    points = np.ascontiguousarray(points, np.float64)
+    if n and key_at[-1]:
         from mintel.analytics import _text_kernel as _k
 
-        offsets, data, ok = _k.factor_json(keys, key_at, first, which, points)
+        offsets, data, ok = _k.factor_json(keys, key_at, first, np.asarray(which, np.int64), points)
         if ok:
-            return pa.Array.from_buffers(pa.string(), total, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return pa.concat_arrays([_factor_json_arrow(names, np.asarray(pts, np.float64)) for names, pts in parts]) \
-        if parts else pa.array([], pa.string())
+            return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    out = np.empty(n, object)  # the Arrow route, a kind at a time
+    for w in np.unique(which).tolist():
+        at = np.flatnonzero(which == w)
+        out[at] = _factor_json_arrow(list(names[w]), points[at, :len(names[w])]).to_numpy(zero_copy_only=False)
+    return pa.array(out, pa.string())
 
 
 @lru_cache(maxsize=1024)
