@@ -14,11 +14,13 @@ rounding decision is made on the exact product, not on a rounded one. Callers ke
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from mintel.analytics._parallel import bounds, chunks
 from mintel.analytics.messages import COMMAS, FLAG, LIT, NUM, PLUS, TEXT
 
 _JIT = {"cache": True, "nogil": True}
+_PAR = {**_JIT, "parallel": True}
 
 _NAN = np.frombuffer(b"nan", np.uint8)
 _INF = np.frombuffer(b"inf", np.uint8)
@@ -115,98 +117,151 @@ def write_price(out, pos, x):
     return write_fixed(out, pos, x, 2, COMMAS)
 
 
-@njit("Tuple((int32[:], uint8[:]))(int64[:, :], int64[:], int64[:], uint8[:], uint8[:], int64[:, :], float64[:, :], "
-      "boolean[:, :], int64)", **_JIT)
-def render(ops, starts, which, lits, text, text_at, numbers, flags, capacity):
-    """Each row in a template program (see the op codes): row i runs ops ``starts[which[i]]`` to
-    ``starts[which[i] + 1]``, reading its own row of ``numbers``, ``flags`` and text column c at
-    ``text[text_at[c, i]:text_at[c, i + 1]]``. Returns (offsets, bytes) of an Arrow string array."""
-    n = len(which)
+@njit(**_JIT)
+def _render_row(out, pos, row, ops, starts, which, lits, text, text_at, numbers, flags):
+    i = starts[which[row]]
+    stop = starts[which[row] + 1]
+    while i < stop:
+        op = ops[i, 0]
+        if op == LIT:
+            pos = _put(out, pos, lits, ops[i, 1], ops[i, 2])
+        elif op == TEXT:
+            c = ops[i, 1]
+            pos = _put(out, pos, text, text_at[c, row], text_at[c, row + 1] - text_at[c, row])
+        elif op == NUM:
+            x = numbers[row, ops[i, 1]]
+            if ops[i, 2] < 0:
+                pos = write_price(out, pos, x)
+            else:
+                pos = write_fixed(out, pos, x, ops[i, 2], ops[i, 3])
+        elif op == FLAG:
+            if flags[row, ops[i, 1]]:
+                pos = _put(out, pos, lits, ops[i, 2], ops[i, 3])
+            else:
+                pos = _put(out, pos, lits, ops[i, 4], ops[i, 5])
+        else:  # OPT
+            end = ops[i, 1]
+            shown = True
+            for j in range(i + 1, end):
+                if ops[j, 0] == NUM and not np.isfinite(numbers[row, ops[j, 1]]):
+                    shown = False
+            if not shown:
+                i = end
+                continue
+        i += 1
+    return pos
+
+
+@njit(**_JIT)
+def _gather(out, ends, n, width, before):
+    """The rows written chunk by chunk (row ``i`` from ``i * width + before[i]`` for the first of its chunk,
+    ending at ``ends[i + 1]``) moved together from the front: (offsets, bytes)."""
     offsets = np.zeros(n + 1, np.int32)
-    out = np.empty(capacity, np.uint8)
+    parts = chunks(n)
     pos = 0
-    for row in range(n):
-        i = starts[which[row]]
-        stop = starts[which[row] + 1]
-        while i < stop:
-            op = ops[i, 0]
-            if op == LIT:
-                pos = _put(out, pos, lits, ops[i, 1], ops[i, 2])
-            elif op == TEXT:
-                c = ops[i, 1]
-                pos = _put(out, pos, text, text_at[c, row], text_at[c, row + 1] - text_at[c, row])
-            elif op == NUM:
-                x = numbers[row, ops[i, 1]]
-                if ops[i, 2] < 0:
-                    pos = write_price(out, pos, x)
-                else:
-                    pos = write_fixed(out, pos, x, ops[i, 2], ops[i, 3])
-            elif op == FLAG:
-                if flags[row, ops[i, 1]]:
-                    pos = _put(out, pos, lits, ops[i, 2], ops[i, 3])
-                else:
-                    pos = _put(out, pos, lits, ops[i, 4], ops[i, 5])
-            else:  # OPT
-                end = ops[i, 1]
-                shown = True
-                for j in range(i + 1, end):
-                    if ops[j, 0] == NUM and not np.isfinite(numbers[row, ops[j, 1]]):
-                        shown = False
-                if not shown:
-                    i = end
-                    continue
-            i += 1
-        offsets[row + 1] = pos
+    for part in range(parts):
+        lo, hi = bounds(part, parts, n)
+        src = lo * width + before[lo]
+        for j in range(src, ends[hi] if hi > lo else src):  # forward: pos <= src
+            out[pos + j - src] = out[j]
+        for row in range(lo, hi):
+            offsets[row + 1] = pos + ends[row + 1] - src
+        if hi > lo:
+            pos += ends[hi] - src
     return offsets, out[:pos]
 
 
-@njit("Tuple((int32[:], uint8[:], boolean))(uint8[:], int64[:], int64[:], int64[:], float64[:, :])", **_JIT)
+@njit(**_JIT)
+def _json_row(out, pos, row, keys, key_at, first, which, points):
+    """One row of ``factor_json`` written from ``pos``: its end, or -1 for a point the kernel does not take."""
+    k0 = first[which[row]]
+    for j in range(first[which[row] + 1] - k0):
+        pos = _put(out, pos, keys, key_at[k0 + j], key_at[k0 + j + 1] - key_at[k0 + j])
+        x = points[row, j]
+        if x != x:
+            pos = _put(out, pos, _NAN, 0, 3)
+            continue
+        if np.signbit(x):
+            out[pos] = 45
+            pos += 1
+        a = abs(x)
+        if a == np.inf:
+            pos = _put(out, pos, _INF, 0, 3)
+            continue
+        if a >= 1e6:
+            return -1
+        q = np.int64(np.rint(a * 100.0))
+        if q / 100.0 != a:
+            return -1
+        pos = _digits(out, pos, q // 100, False)
+        f = q % 100
+        if f:
+            out[pos] = 46
+            out[pos + 1] = 48 + f // 10
+            pos += 2
+            if f % 10:
+                out[pos] = 48 + f % 10
+                pos += 1
+    out[pos] = 125
+    return pos + 1
+
+
+@njit("Tuple((int32[:], uint8[:]))(int64[:, :], int64[:], int64[:], uint8[:], uint8[:], int64[:, :], float64[:, :], "
+      "boolean[:, :], int64)", **_PAR)
+def render(ops, starts, which, lits, text, text_at, numbers, flags, width):
+    """Each row in a template program (see the op codes): row i runs ops ``starts[which[i]]`` to
+    ``starts[which[i] + 1]``, reading its own row of ``numbers``, ``flags`` and text column c at
+    ``text[text_at[c, i]:text_at[c, i + 1]]``; a row takes ``width`` bytes at most besides its text. Returns
+    (offsets, bytes) of an Arrow string array. Chunks of rows are written on separate threads, each in its
+    own range of the buffer, then moved together."""
+    n = len(which)
+    ends = np.zeros(n + 1, np.int64)  # each row's end in the buffer
+    before = np.zeros(n + 1, np.int64)  # text bytes of the rows before each
+    for row in range(n):
+        t = 0
+        for c in range(text_at.shape[0]):
+            t += text_at[c, row + 1] - text_at[c, row]
+        before[row + 1] = before[row] + t
+    out = np.empty(n * width + before[n] + 1, np.uint8)
+    parts = chunks(n)
+    for part in prange(parts):
+        lo, hi = bounds(part, parts, n)
+        pos = lo * width + before[lo]
+        for row in range(lo, hi):
+            pos = _render_row(out, pos, row, ops, starts, which, lits, text, text_at, numbers, flags)
+            ends[row + 1] = pos
+    return _gather(out, ends, n, width, before)
+
+
+@njit("Tuple((int32[:], uint8[:], boolean))(uint8[:], int64[:], int64[:], int64[:], float64[:, :])", **_PAR)
 def factor_json(keys, key_at, first, which, points):
     """``{"base": 40, "volume": 3.5}`` per row: row i has the keys ``first[which[i]]`` to
     ``first[which[i] + 1]`` (key j: ``keys[key_at[j]:key_at[j + 1]]``, its opening bytes, e.g. ``{"base": ``
     or ``, "volume": ``), its points in ``points[i]`` from column 0; each point as Arrow casts a double
     to text (shortest form: 40, 17.08, -0, nan). False when a point is not a multiple of 0.01 below
-    1e6 (the caller then takes the Arrow route)."""
+    1e6 (the caller then takes the Arrow route). Chunks of rows on separate threads, as ``render``."""
     n = len(which)
-    offsets = np.zeros(n + 1, np.int32)
     widest = 0
     for p in range(len(first) - 1):
         widest = max(widest, key_at[first[p + 1]] - key_at[first[p]])
-    out = np.empty(n * (widest + points.shape[1] * 12 + 1), np.uint8)
-    pos = 0
-    for row in range(n):
-        k0 = first[which[row]]
-        for j in range(first[which[row] + 1] - k0):
-            pos = _put(out, pos, keys, key_at[k0 + j], key_at[k0 + j + 1] - key_at[k0 + j])
-            x = points[row, j]
-            if x != x:
-                pos = _put(out, pos, _NAN, 0, 3)
-                continue
-            if np.signbit(x):
-                out[pos] = 45
-                pos += 1
-            a = abs(x)
-            if a == np.inf:
-                pos = _put(out, pos, _INF, 0, 3)
-                continue
-            if a >= 1e6:
-                return offsets, out[:0], False
-            q = np.int64(np.rint(a * 100.0))
-            if q / 100.0 != a:
-                return offsets, out[:0], False
-            pos = _digits(out, pos, q // 100, False)
-            f = q % 100
-            if f:
-                out[pos] = 46
-                out[pos + 1] = 48 + f // 10
-                pos += 2
-                if f % 10:
-                    out[pos] = 48 + f % 10
-                    pos += 1
-        out[pos] = 125
-        pos += 1
-        offsets[row + 1] = pos
-    return offsets, out[:pos], True
+    width = widest + points.shape[1] * 12 + 1
+    out = np.empty(n * width + 1, np.uint8)
+    ends = np.zeros(n + 1, np.int64)
+    parts = chunks(n)
+    ok = np.ones(parts, np.bool_)
+    for part in prange(parts):
+        lo, hi = bounds(part, parts, n)
+        pos = lo * width
+        for row in range(lo, hi):
+            pos = _json_row(out, pos, row, keys, key_at, first, which, points)
+            if pos < 0:
+                ok[part] = False
+                break
+            ends[row + 1] = pos
+    if not ok.all():
+        return np.zeros(n + 1, np.int32), out[:0], False
+    offsets, data = _gather(out, ends, n, width, np.zeros(n + 1, np.int64))
+    return offsets, data, True
 
 
 @njit("Tuple((int32[:], uint8[:]))(uint64[:], uint8[:], int64[:])", **_JIT)

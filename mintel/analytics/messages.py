@@ -167,10 +167,9 @@ def render_all(messages: list[tuple[str, Mapping[str, object]]]) -> pa.Array:
     if _too_large(numbers):
         return pa.array([s for t, c in messages for s in render_py(t, c)], pa.string())
     blob, text_at = _text_buffers(text, total)
-    capacity = total * joined.width + len(blob) + 1
     from mintel.analytics import _text_kernel as _k  # numba: loaded on the first text, not on import
 
-    offsets, data = _k.render(joined.ops, joined.starts, which, joined.lits, blob, text_at, numbers, flags, capacity)
+    offsets, data = _k.render(joined.ops, joined.starts, which, joined.lits, blob, text_at, numbers, flags, joined.width)
     return pa.Array.from_buffers(pa.string(), total, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
@@ -272,7 +271,7 @@ def render_coded(programs: tuple[_Program, ...], which: np.ndarray, text: pa.Arr
     from mintel.analytics import _text_kernel as _k
 
     offsets, data = _k.render(joined.ops, joined.starts, np.asarray(which, np.int64), joined.lits, blob, text_at,
-                              numbers, flags, n * joined.width + len(blob) + 1)
+                              numbers, flags, joined.width)
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 

@@ -168,3 +168,19 @@ def test_other_parameters_equal_the_numpy_path():
         engine.update(bars[bars["ts"] == t], t)
         compare(engine, rng, seen)
     assert len(seen) >= 12
+
+
+def test_a_template_and_the_kernels_message_columns_must_agree(monkeypatch):
+    from mintel.analytics import _detect_kernel as dk
+    from mintel.analytics import detectors
+
+    engine = LiveEngine.from_history(random_walks(4, 200, seed=9), None, "1m")
+    p = LivePanel(engine.window, "1m", engine.params, want=np.ones(4, bool), history=engine.history,
+                  dense=engine.window.dense())
+    assert len(detectors.kernel_programs(p)) == len(KINDS)
+    swapped = list(dk.MESSAGE)
+    swapped[list(KINDS).index("gap_up")] = (("atr", "pct", "open", "prev"), ("hold",))  # two numbers swapped
+    monkeypatch.setattr(dk, "MESSAGE", tuple(swapped))
+    monkeypatch.setattr(detectors, "_PROGRAMS", {})
+    with pytest.raises(RuntimeError, match="gap_up's message reads"):
+        detectors.kernel_programs(p)

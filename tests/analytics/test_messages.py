@@ -110,3 +110,39 @@ def test_factor_json_of_points_the_kernel_does_not_take_is_arrows():
     # not a multiple of 0.01, or 1e6 and more: Arrow writes them (1e+15, 0.001)
     for pts in (np.array([[40.0, 0.001]]), np.array([[1e15, 2.0]]), np.array([[1e6, 3.5]])):
         assert m.factor_json(["base", "x"], pts).to_pylist() == arrow_json(["base", "x"], pts)
+    # one such point among many rows: the rows are written in chunks, and any chunk's refusal sends all to Arrow
+    rng = np.random.default_rng(8)
+    pts = np.round(rng.uniform(-50, 50, (10_000, 3)), 2)
+    pts[5_003, 1] = 0.125
+    got = m.factor_json(["a", "b", "c"], pts).to_pylist()
+    assert got == arrow_json(["a", "b", "c"], pts) and got[5_003].endswith('"b": 0.125, "c": %s}' % str(pts[5_003, 2]).removesuffix(".0"))
+
+
+def test_rows_each_in_their_program_equal_each_template_in_python():
+    templates = ("{symbol} broke {what} {level:price} ({touches:.0f} touches)[ on {vr:.1f}× volume]",
+                 "{symbol}: MACD crossed {words} (MACD {macd:.2f}), {below?below|above} zero",
+                 "{symbol} traded {vr:.1f}× its usual volume[, {move:+.1f}%]")
+    constants = {"what": "support", "words": "above"}
+    programs = tuple(m.program(t, constants) for t in templates)
+    rng = np.random.default_rng(4)
+    n = 3_000
+    which = rng.integers(0, 3, n)
+    numbers = rng.lognormal(4, 2, (n, 3)) * rng.choice([-1, 1], (n, 3))
+    numbers[rng.random((n, 3)) < 0.1] = np.nan
+    flags = rng.random((n, 1)) < 0.5
+    symbols = np.array([f"S{i}É" for i in range(n)], object)
+    expect = np.empty(n, object)
+    for w, prog in enumerate(programs):
+        at = np.flatnonzero(which == w)
+        names = prog.numbers + prog.flags
+        columns = {"symbol": symbols[at], **constants, **{c: numbers[at, j] for j, c in enumerate(prog.numbers)},
+                   **{c: flags[at, j] for j, c in enumerate(prog.flags)}}
+        assert len(names) <= 3
+        expect[at] = m.render_py(templates[w], columns)
+    got = m.render_coded(programs, which, pa.array(symbols, pa.string()), numbers, flags)
+    assert got.to_pylist() == expect.tolist()
+    numbers[7, :] = 2.5e13  # beyond the kernel's exact range: Python writes every row
+    expect[7] = m.render_py(templates[which[7]], {"symbol": symbols[7:8], **constants,
+                                                  **{c: numbers[7:8, j] for j, c in enumerate(programs[which[7]].numbers)},
+                                                  **{c: flags[7:8, j] for j, c in enumerate(programs[which[7]].flags)}})[0]
+    assert m.render_coded(programs, which, pa.array(symbols, pa.string()), numbers, flags).to_pylist() == expect.tolist()
