@@ -153,3 +153,18 @@ def row_masks(n, rows, kinds):
     for i in range(len(rows)):
         masks[rows[i]] |= np.uint64(1) << np.uint64(kinds[i])
     return masks
+
+
+@njit(**_JIT)
+def admit(last, symbol, kind, direction, now, gap):
+    """``Cooldown.admit``'s rule, row by row: a row is announced when its cell of ``last`` (the latest
+    announcement's position, NaN: none) is empty, or neither within ``gap`` before ``now`` nor at ``now``;
+    an announced row's cell becomes ``now``, so a key given again in the same call is blocked."""
+    keep = np.empty(len(symbol), np.bool_)
+    for i in range(len(symbol)):
+        before = last[symbol[i], kind[i], direction[i]]
+        ok = np.isnan(before) or not (now - before < gap or now == before)
+        keep[i] = ok
+        if ok:
+            last[symbol[i], kind[i], direction[i]] = now
+    return keep

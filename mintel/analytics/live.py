@@ -49,6 +49,12 @@ class Applied(NamedTuple):
     columns: dict[str, np.ndarray]  # open, high, low, close, volume and the indicator values
 
 
+def _tk():
+    from mintel.analytics import _table_kernel  # numba: loaded with the first snapshot, not on import
+
+    return _table_kernel
+
+
 class LiveState:
     """Per symbol: the session's open/high/low/volume, the last bar, the previous session's close, indicators."""
 
@@ -138,7 +144,11 @@ class LiveState:
         rows_all = self._rows(names)
         cols = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")}
         src = self._codes(self._source_values(bars["source"])) if "source" in bars else np.full(len(bars), -1, np.int32)
-        if len(ts_all) and (ts_all == ts_all[0]).all():  # the live case: one bar time
+        one = len(ts_all) and (ts_all == ts_all[0]).all()  # the live case: one bar time
+        if one and (len(rows_all) < 2 or (rows_all[1:] > rows_all[:-1]).all()):  # in row order, each once (a feed's
+            out = self._apply(rows_all, ts_all, cols, src)  # symbols come in the same order every cycle)
+            return None if out is None else Applied(np.arange(len(rows_all)), names, ts_all, rows_all, {**cols, **out})
+        if one:
             order = np.argsort(rows_all, kind="stable")
             bounds = np.array([0, len(order)])
         else:
@@ -210,7 +220,6 @@ class LiveState:
             by_name = self.__dict__["_by_name"] = np.argsort(names, kind="stable")
         sel = by_name[have[by_name]]
         symbols = names[sel]
-        values = self.indicators.latest()
         cols: dict[str, np.ndarray | pa.Array] = dict(self._fixed_columns(symbols))
         price = self.close[sel]
         base = np.where(np.isfinite(self.prev_close[sel]), self.prev_close[sel], self.open[sel])
@@ -220,8 +229,9 @@ class LiveState:
             prev_close=self.prev_close[sel], change_pct=(price / base - 1.0) * 100.0,
             volume=self.volume[sel], day_volume=self.day_volume[sel], source=self._source_array(self.source[sel]),
         )
-        for c in (*schema.INDICATORS, "sma_200"):
-            cols[c] = values[c][sel]
+        gathered = _tk().gather_t(self.indicators.latest_matrix(), sel)  # (indicators, rows), each column contiguous
+        for j, c in enumerate(self.indicators.columns):
+            cols[c] = gathered[j]
         with np.errstate(invalid="ignore", divide="ignore"):
             width = cols["bb_upper"] - cols["bb_lower"]
             cols["bb_pct_b"] = np.where(width > 0, (price - cols["bb_lower"]) / width, np.nan)
@@ -258,7 +268,8 @@ class LiveState:
     @staticmethod
     def snapshot_table(symbols: np.ndarray, columns: dict[str, np.ndarray]) -> pa.Table:
         """The SNAPSHOT table of ``snapshot_columns`` (ts columns as UTC ns; missing columns null; Arrow
-        arrays taken as they are; NaN in a float column is null)."""
+        arrays taken as they are; NaN in a float column is null). Contiguous float64 arrays become the
+        table's buffers without a copy: the caller does not change them afterwards."""
         n = len(symbols)
         arrays: list[pa.Array | None] = []
         floats = []  # (position, values) of the float64 columns: their nulls found in one pass
@@ -278,15 +289,11 @@ class LiveState:
             else:
                 arrays.append(pa.array(v, field.type, from_pandas=True))
         if floats:
-            block = np.empty((len(floats), n))
-            for j, (_, v) in enumerate(floats):
-                block[j] = v
-            valid = ~np.isnan(block)
-            bits = np.packbits(valid, axis=1, bitorder="little")
-            whole = valid.all(axis=1)
+            data = tuple(np.ascontiguousarray(v) for _, v in floats)  # Arrow reads each array as it is
+            bits, whole = _tk().validity(data)
             for j, (at, _) in enumerate(floats):
                 arrays[at] = pa.Array.from_buffers(pa.float64(), n, [None if whole[j] else pa.py_buffer(bits[j]),
-                                                                     pa.py_buffer(block[j])])
+                                                                     pa.py_buffer(data[j])])
         return pa.Table.from_arrays(arrays, schema=schema.SNAPSHOT)
 
 

@@ -282,16 +282,10 @@ class Cooldown:
         if not n:
             return np.zeros(0, bool)
         now = float(self.position(np.array([ts], np.int64) if isinstance(ts, (int, np.integer)) else pd.DatetimeIndex([ts]))[0])
+        from mintel.analytics import _score_kernel as _k
+
         at = self._cells(symbols, kinds, directions)
-        before = self._last[at]
-        with np.errstate(invalid="ignore"):
-            keep = np.isnan(before) | ~((now - before < self.gap) | (now == before))
-        flat = np.ravel_multi_index(at, self._last.shape)
-        first = np.zeros(n, bool)
-        first[np.unique(flat, return_index=True)[1]] = True
-        keep &= first
-        self._last[tuple(a[keep] for a in at)] = now
-        return keep
+        return _k.admit(self._last, *(np.asarray(a, np.int64) for a in at), now, float(self.gap))
 
     def _cells(self, symbols: np.ndarray, kinds: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, ...]:
         """The state cell of each row, growing the state for values not seen before."""

@@ -186,6 +186,10 @@ class StreamingIndicators:
         out = self._out[: self._size]
         return {c: out[:, j] for j, c in enumerate(self.columns)}
 
+    def latest_matrix(self) -> np.ndarray:
+        """``latest()`` as one (symbols, columns) array, in ``columns`` order (a view)."""
+        return self._out[: self._size]
+
     def latest_ts(self) -> pd.Series:
         """Open time of each symbol's latest bar (the forming bar), NaT before any."""
         return pd.Series(pd.DatetimeIndex(self._ts[: self._size].view("M8[ns]"), tz="UTC"), index=self.symbols, name="ts")

@@ -63,6 +63,24 @@ def test_indicators_equal_the_batch_engine(session_bars):
     np.testing.assert_allclose(snap["bb_pct_b"], ((last["close"] - last["bb_lower"]) / width).loc[snap.index], rtol=1e-9)
 
 
+def test_a_cycles_bars_in_any_order_give_the_same_state_and_values(session_bars):
+    # in state-row order (the feed's usual case, applied as given) and shuffled (sorted first): the same
+    u, bars = session_bars
+    minutes = [m.reset_index(drop=True) for _, m in bars.groupby("ts")]
+    rng = np.random.default_rng(1)
+    ordered, shuffled = LiveState(u, "1m"), LiveState(u, "1m")
+    for minute in minutes:
+        minute = minute.iloc[np.argsort(ordered.indicators.rows(minute["symbol"].to_numpy(object)))].reset_index(drop=True)
+        a = ordered.apply(minute)
+        assert np.array_equal(a.index, np.arange(len(minute)))  # applied as given
+        b = shuffled.apply(minute.iloc[rng.permutation(len(minute))].reset_index(drop=True))
+        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.symbols, b.symbols)
+        for c in a.columns:
+            np.testing.assert_array_equal(a.columns[c], b.columns[c], err_msg=c)
+    now = pd.Timestamp("2026-11-24 10:00", tz="UTC")
+    assert ordered.snapshot(now).equals(shuffled.snapshot(now))
+
+
 def test_the_same_minute_volume_history_is_sized_to_the_session_at_once(session_bars):
     """One slot per minute of an NSE session (375), allocated at the first bar and never copied again."""
     u, bars = session_bars
@@ -190,3 +208,18 @@ def test_the_snapshot_keeps_each_symbols_source_and_nulls_where_values_are_missi
         values = snap[c].to_numpy(dtype=float)
         assert col.null_count == np.isnan(values).sum() > 0 or c == "rsi"
         np.testing.assert_array_equal(col.to_numpy(zero_copy_only=False), values)
+
+
+def test_the_snapshots_validity_bitmaps_equal_numpys():
+    from mintel.analytics import _table_kernel
+
+    rng = np.random.default_rng(2)
+    for n in (1, 7, 8, 9, 64, 5003):
+        columns = tuple(np.where(rng.random(n) < p, np.nan, rng.normal(size=n)) for p in (0.0, 0.01, 0.5, 1.0))
+        bits, whole = _table_kernel.validity(columns)
+        valid = ~np.isnan(np.stack(columns))
+        assert np.array_equal(bits, np.packbits(valid, axis=1, bitorder="little")), n
+        assert np.array_equal(whole, valid.all(axis=1)), n
+    matrix = rng.normal(size=(50, 6))
+    sel = rng.permutation(50)[:31]
+    assert np.array_equal(_table_kernel.gather_t(matrix, sel), matrix[sel].T)
