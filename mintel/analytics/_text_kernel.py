@@ -275,13 +275,31 @@ def join_bits(masks, names, name_at):
     pos = 0
     for i in range(n):
         m = masks[i]
-        first = True
-        for j in range(k):
-            if (m >> np.uint64(j)) & np.uint64(1):
-                if not first:
+        j = 0
+        while m:  # up to the highest bit set
+            if m & np.uint64(1):
+                if pos > offsets[i]:
                     out[pos] = 44
                     pos += 1
                 pos = _put(out, pos, names, name_at[j], name_at[j + 1] - name_at[j])
-                first = False
+            m >>= np.uint64(1)
+            j += 1
+        offsets[i + 1] = pos
+    return offsets, out[:pos]
+
+
+@njit("Tuple((int32[:], uint8[:]))(int64[:], uint8[:], int64[:])", **_JIT)
+def take_names(codes, names, name_at):
+    """Per code c, the name ``names[name_at[c]:name_at[c + 1]]``: (offsets, bytes) of an Arrow string array."""
+    n = len(codes)
+    offsets = np.zeros(n + 1, np.int32)
+    widest = 0
+    for c in range(len(name_at) - 1):
+        widest = max(widest, name_at[c + 1] - name_at[c])
+    out = np.empty(n * widest + 1, np.uint8)
+    pos = 0
+    for i in range(n):
+        c = codes[i]
+        pos = _put(out, pos, names, name_at[c], name_at[c + 1] - name_at[c])
         offsets[i + 1] = pos
     return offsets, out[:pos]

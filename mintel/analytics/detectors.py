@@ -22,7 +22,7 @@ from mintel import schema
 from mintel.analytics import detector_messages as dm
 from mintel.analytics.indicators import compute_indicators
 from mintel.analytics.keys import DEFAULT_TZ, is_intraday
-from mintel.analytics.messages import Message, factor_json_all, render_all
+from mintel.analytics.messages import Message, factor_json_all, label_array, render_all
 from mintel.analytics.panel import NEEDED, Panel, _unit
 from mintel.errors import DataError
 
@@ -337,6 +337,7 @@ def opportunity_rows(p: Panel, parts: list[tuple[Detector, Hits]], explain: bool
 KINDS = np.array(sorted(DETECTORS), dtype=object)  # kinds in the opportunity rows' order (by name)
 _KIND_RANK = {k: i for i, k in enumerate(KINDS)}
 SIDES = np.array(["long", "short", "neutral"], dtype=object)
+_KIND_NAMES, _SIDE_NAMES = tuple(KINDS), tuple(SIDES)
 _SIDE_CODE = {s: i for i, s in enumerate(SIDES)}
 
 
@@ -439,20 +440,20 @@ def opportunity_table(p: Panel, found: Found, explain: bool, now, keep: np.ndarr
     else:
         message = factor = pa.nulls(n, pa.string())
 
-    def labels(codes: np.ndarray, values) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(pa.string())
+    def times(ns: np.ndarray) -> pa.Array:
+        return pa.Array.from_buffers(schema.TS, len(ns), [None, pa.py_buffer(np.ascontiguousarray(ns, np.int64))])
 
     return pa.Table.from_arrays([
-        pa.array(p.ts[r], schema.TS),
+        times(p.ts[r]),
         symbols,
-        labels(found.kind[sel].astype(np.int32), KINDS),
-        labels(found.direction[sel], SIDES),
+        label_array(found.kind[sel], _KIND_NAMES),
+        label_array(found.direction[sel], _SIDE_NAMES),
         pa.array(found.score[sel]),
         pa.array(found.confidence[sel]),
         message,
         factor,
-        labels(np.zeros(n, np.int32), [p.interval]),
+        label_array(np.zeros(n, np.int64), (p.interval,)),
         pa.array(p.c[r]),
         p.sector_array(r),
-        pa.nulls(n, schema.TS) if now is None else pa.array(np.full(n, pd.Timestamp(now).as_unit("ns").value), schema.TS),
+        pa.nulls(n, schema.TS) if now is None else times(np.full(n, pd.Timestamp(now).as_unit("ns").value)),
     ], schema=schema.OPPORTUNITIES)

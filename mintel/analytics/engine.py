@@ -99,8 +99,9 @@ class LiveEngine:
     def update(self, bars: pd.DataFrame, now: pd.Timestamp) -> CycleOutput:
         """Fold in a cycle's valid bars; return the snapshot, the new opportunities and all standing ones."""
         applied = self.state.apply(bars)
-        updated = None if applied is None else \
-            self.window.push_arrays(applied.symbols, applied.ts, applied.columns, self._window_rows(applied.rows))
+        updated = None if applied is None else self.window.push_arrays(
+            applied.symbols, applied.ts, applied.columns, self._window_rows(applied.rows),
+            applied.matrix.T if applied.matrix is not None and self.state.matrix_columns == self.window.columns else None)
         symbols, columns = self.state.snapshot_columns(now)
         if applied is None or not len(symbols):
             return CycleOutput(self.state.snapshot_table(symbols, columns), schema.empty("opportunities"))

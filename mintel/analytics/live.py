@@ -47,6 +47,10 @@ class Applied(NamedTuple):
     ts: np.ndarray  # int64 ns, UTC
     rows: np.ndarray  # state rows
     columns: dict[str, np.ndarray]  # open, high, low, close, volume and the indicator values
+    matrix: np.ndarray | None = None  # the live case: (bars, ``LiveState.matrix_columns``), ``columns`` its views
+
+
+_BAR = ("open", "high", "low", "close", "volume")
 
 
 def _tk():
@@ -66,6 +70,7 @@ class LiveState:
         self._names, self._source_values = Values(), Values()  # a cycle's symbol and source columns as object arrays
         self.sources: list[str] = []  # the source names seen, in order: ``source`` holds positions in it
         self._source_codes: tuple[np.ndarray, np.ndarray] | None = None  # (source values, their codes), the last given
+        self._distinct_of: np.ndarray | None = None  # the last symbols array found to hold each symbol once
         self._cap = 0
         self._alloc(0)
         if universe is not None and len(universe):
@@ -125,8 +130,9 @@ class LiveState:
     def update(self, bars: pd.DataFrame) -> pd.DataFrame | None:
         """Fold in valid canonical bars (any symbols and order; several bars per symbol are applied in ts order).
 
-        Returns the applied bars with their indicator values (sorted by ts, then state row), which is
-        what the live detectors' window keeps. ``apply`` does the same and returns arrays.
+        Returns the applied bars with their indicator values (the live case, one bar time with each symbol
+        once: in the order given; else sorted by ts, then state row), which is what the live detectors'
+        window keeps. ``apply`` does the same and returns arrays.
         """
         applied = self.apply(bars)
         if applied is None:
@@ -142,12 +148,18 @@ class LiveState:
         ts_all = to_utc_ns(bars["ts"])
         names = self._names(bars["symbol"])
         rows_all = self._rows(names)
-        cols = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")}
+        cols = {c: bars[c].to_numpy(dtype=np.float64) for c in _BAR}
         src = self._codes(self._source_values(bars["source"])) if "source" in bars else np.full(len(bars), -1, np.int32)
         one = len(ts_all) and (ts_all == ts_all[0]).all()  # the live case: one bar time
-        if one and (len(rows_all) < 2 or (rows_all[1:] > rows_all[:-1]).all()):  # in row order, each once (a feed's
-            out = self._apply(rows_all, ts_all, cols, src)  # symbols come in the same order every cycle)
-            return None if out is None else Applied(np.arange(len(rows_all)), names, ts_all, rows_all, {**cols, **out})
+        if one and self._distinct(names, rows_all):  # each symbol once: applied in the order given
+            matrix = np.empty((len(rows_all), len(self.matrix_columns)))  # bar and indicator values side by side
+            for j, c in enumerate(_BAR):
+                matrix[:, j] = cols[c]
+            out = self._apply(rows_all, ts_all, cols, src, matrix[:, len(_BAR):])
+            if out is None:
+                return None
+            return Applied(np.arange(len(rows_all)), names, ts_all, rows_all,
+                           {c: matrix[:, j] for j, c in enumerate(self.matrix_columns)}, matrix)
         if one:
             order = np.argsort(rows_all, kind="stable")
             bounds = np.array([0, len(order)])
@@ -173,12 +185,29 @@ class LiveState:
             columns[c] = values[0][c] if len(values) == 1 else np.concatenate([v[c] for v in values])
         return Applied(idx, names[idx], ts_all[idx], rows_all[idx], columns)
 
-    def _apply(self, rows, ts, bar, source) -> dict[str, np.ndarray] | None:
+    def _distinct(self, names: np.ndarray, rows: np.ndarray) -> bool:
+        """Is each state row given once? (Rows are a symbol's for good, so this holds for as long as ``Values``
+        hands back the same names array: remembered for it.)"""
+        if self._distinct_of is names:
+            return True
+        seen = np.zeros(self.symbols.size, bool)
+        seen[rows] = True
+        ok = np.count_nonzero(seen) == len(rows)
+        if ok and not names.flags.writeable:
+            self._distinct_of = names
+        return bool(ok)
+
+    @property
+    def matrix_columns(self) -> tuple[str, ...]:
+        """The columns of ``Applied.matrix``: the bar's, then the indicators'."""
+        return (*_BAR, *self.indicators.columns)
+
+    def _apply(self, rows, ts, bar, source, out=None) -> dict[str, np.ndarray] | None:
         _kernel.day_figures(rows, ts, *(bar[c] for c in ("open", "high", "low", "close", "volume")), self.intraday, DAY_NS,
                             self.session, self.ts, self.open, self.high, self.low, self.close, self.prev_close,
                             self.day_volume, self.volume)
         self.source[rows] = source
-        return self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"])
+        return self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], out=out)
 
     @classmethod
     def from_history(cls, bars: pd.DataFrame, universe: pd.DataFrame | None = None, interval: str = "1m", tz: str = DEFAULT_TZ) -> "LiveState":

@@ -365,6 +365,21 @@ def factor_json_coded(names: tuple[tuple[str, ...], ...], which: np.ndarray, poi
     return pa.array(out, pa.string())
 
 
+def label_array(codes: np.ndarray, names: tuple[str, ...]) -> pa.Array:
+    """``names[codes]`` as an Arrow string array, written in one compiled pass (codes in range)."""
+    blob, name_at = _names_blob(names)
+    from mintel.analytics import _text_kernel as _k
+
+    offsets, data = _k.take_names(np.asarray(codes, np.int64), blob, name_at)
+    return pa.Array.from_buffers(pa.string(), len(codes), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+@lru_cache(maxsize=64)
+def _names_blob(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    raw = [n.encode() for n in names]
+    return np.frombuffer(b"".join(raw) or b"\0", np.uint8).copy(), np.cumsum([0] + [len(b) for b in raw]).astype(np.int64)
+
+
 @lru_cache(maxsize=1024)
 def _keys(names: tuple[tuple[str, ...], ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every part's key openings ({"name": , then , "name": ) as bytes, their bounds, each part's first key."""

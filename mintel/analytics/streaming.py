@@ -147,14 +147,16 @@ class StreamingIndicators:
         return rows.astype(np.int64)
 
     def update(
-        self, symbols, ts, open=None, high=None, low=None, close=None, volume=None, *, session=None  # noqa: A002
+        self, symbols, ts, open=None, high=None, low=None, close=None, volume=None, *, session=None,  # noqa: A002
+        out: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Take one bar per symbol and return its indicator values, ``{column: array}`` in ``symbols`` order.
 
         ``symbols``: names, state rows (ints from ``rows``) or None for the whole universe in
         ``symbols`` order; each at most once. ``ts``: bar open (UTC), one for all or one per
         symbol. ``open`` is accepted for the bar's shape and not used. ``session``: optional session
-        keys (ints) overriding the local calendar day of ts (intraday VWAP).
+        keys (ints) overriding the local calendar day of ts (intraday VWAP). ``out``: a (symbols, columns)
+        float64 array to write the values into (the returned arrays are its columns).
         """
         if symbols is None:
             rows = np.arange(self._size)
@@ -172,7 +174,7 @@ class StreamingIndicators:
 
         ts_ns = _ts_array(ts, k)
         bar = (arr(high, "high"), arr(low, "low"), arr(close, "close"), arr(volume, "volume"))
-        values = self._update_rows(rows, ts_ns, *bar, session=session, want=True)
+        values = self._update_rows(rows, ts_ns, *bar, session=session, want=True, out=out)
         return {c: values[:, j] for j, c in enumerate(self.columns)}
 
     def values(self) -> pd.DataFrame:
@@ -256,7 +258,7 @@ class StreamingIndicators:
     # ------------------------------------------------------------------------------------------
     # the step
 
-    def _update_rows(self, rows, ts, high, low, close, volume, *, session, want: bool):
+    def _update_rows(self, rows, ts, high, low, close, volume, *, session, want: bool, out=None):
         latest = self._ts[rows]
         stale = (latest != _NAT) & (ts < latest)
         if stale.any():
@@ -276,7 +278,9 @@ class StreamingIndicators:
             slot[ok] = self._slot_rows(minute[ok])
         else:
             skey = slot = np.zeros(0, np.int64)
-        out = np.empty((len(rows), len(self.columns)))
+        given = out
+        if out is None or stale.any() or out.shape != (len(rows), len(self.columns)):
+            out = np.empty((len(rows), len(self.columns)))
         _kernel.advance(
             _own(rows, np.int64), _own(ts, np.int64), *(_own(a, np.float64) for a in (high, low, close, volume)),
             _own(skey, np.float64), _own(slot, np.int64), self.intraday, self._params, self._bb_dev, self._cols,
@@ -285,7 +289,8 @@ class StreamingIndicators:
         if not want:
             return None
         if stale.any():  # answer in the caller's order, NaN for the ignored bars
-            full = np.full((len(stale), len(self.columns)), np.nan)
+            full = np.full((len(stale), len(self.columns)), np.nan) if given is None else given
+            full[stale] = np.nan
             full[~stale] = out
             return full
         return out

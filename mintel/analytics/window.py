@@ -112,9 +112,11 @@ class BarWindow:
                          {c: enriched[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns})
 
     def push_arrays(self, symbols: np.ndarray, ts: np.ndarray, columns: dict[str, np.ndarray],
-                    rows: np.ndarray | None = None) -> np.ndarray:
+                    rows: np.ndarray | None = None, block: np.ndarray | None = None) -> np.ndarray:
         """``push`` from arrays: symbol names, bar opens (int64 ns UTC) and each of ``columns``' values
-        (``rows``: the symbols' window rows when the caller knows them, see ``rows``). Returns the rows."""
+        (``rows``: the symbols' window rows when the caller knows them, see ``rows``; ``block``: the values
+        as one (columns, bars) array in ``self.columns`` order, any strides, when the caller has it). Returns
+        the rows."""
         if not len(symbols):
             return np.zeros(0, np.int64)
         rows = self.rows(symbols) if rows is None else np.asarray(rows, np.int64)
@@ -134,7 +136,7 @@ class BarWindow:
                     self._gone_seq = self._seq - w
                 self._slot_ts[[self._pos, self._pos + w]] = t
             i = slice(None) if one else np.flatnonzero(ts == t)
-            block = np.stack([v[i] for v in values])
+            block = np.stack([v[i] for v in values]) if block is None or not one else block
             lv = np.log1p(np.clip(block[self._vol], 0, None)) if self._vol is not None else np.empty(0)
             _wk().write_slot(self._data, self._logv, self._piv, self._plist_seq, self._plist_price, self._plist_n,
                              self.run, self._run_before, rows[i], block, lv, self._usable, self._pos, w, fresh,

@@ -64,21 +64,25 @@ def test_indicators_equal_the_batch_engine(session_bars):
 
 
 def test_a_cycles_bars_in_any_order_give_the_same_state_and_values(session_bars):
-    # in state-row order (the feed's usual case, applied as given) and shuffled (sorted first): the same
+    # each symbol once (applied in the order given) in state-row order and shuffled; and with one bar twice
+    # (sorted, the last one kept): the same state and values
     u, bars = session_bars
     minutes = [m.reset_index(drop=True) for _, m in bars.groupby("ts")]
     rng = np.random.default_rng(1)
-    ordered, shuffled = LiveState(u, "1m"), LiveState(u, "1m")
+    ordered, shuffled, twice = LiveState(u, "1m"), LiveState(u, "1m"), LiveState(u, "1m")
     for minute in minutes:
         minute = minute.iloc[np.argsort(ordered.indicators.rows(minute["symbol"].to_numpy(object)))].reset_index(drop=True)
-        a = ordered.apply(minute)
-        assert np.array_equal(a.index, np.arange(len(minute)))  # applied as given
-        b = shuffled.apply(minute.iloc[rng.permutation(len(minute))].reset_index(drop=True))
-        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.symbols, b.symbols)
-        for c in a.columns:
-            np.testing.assert_array_equal(a.columns[c], b.columns[c], err_msg=c)
+        perm = rng.permutation(len(minute))
+        a, b = ordered.apply(minute), shuffled.apply(minute.iloc[perm].reset_index(drop=True))
+        c = twice.apply(pd.concat([minute.iloc[:1].assign(close=minute["close"].iloc[0] * 2), minute], ignore_index=True))
+        assert np.array_equal(a.index, np.arange(len(minute))) and np.array_equal(b.index, np.arange(len(minute)))
+        assert np.array_equal(c.index, np.arange(1, len(minute) + 1))  # sorted by row: the minute's own order here
+        assert np.array_equal(a.rows[perm], b.rows) and np.array_equal(a.symbols[perm], b.symbols)
+        for col in a.columns:
+            np.testing.assert_array_equal(a.columns[col][perm], b.columns[col], err_msg=col)
+            np.testing.assert_array_equal(a.columns[col], c.columns[col], err_msg=col)
     now = pd.Timestamp("2026-11-24 10:00", tz="UTC")
-    assert ordered.snapshot(now).equals(shuffled.snapshot(now))
+    assert ordered.snapshot(now).equals(shuffled.snapshot(now)) and ordered.snapshot(now).equals(twice.snapshot(now))
 
 
 def test_the_same_minute_volume_history_is_sized_to_the_session_at_once(session_bars):
@@ -223,3 +227,22 @@ def test_the_snapshots_validity_bitmaps_equal_numpys():
     matrix = rng.normal(size=(50, 6))
     sel = rng.permutation(50)[:31]
     assert np.array_equal(_table_kernel.gather_t(matrix, sel), matrix[sel].T)
+
+
+def test_a_bar_older_than_its_symbols_latest_is_ignored_among_fresh_ones(session_bars):
+    u, bars = session_bars
+    minutes = [m.reset_index(drop=True) for _, m in bars.groupby("ts")]
+    a_sym = minutes[0]["symbol"].iloc[0]
+    state, ref = LiveState(u, "1m"), LiveState(u, "1m")
+    for minute in minutes[:30]:
+        state.apply(minute)
+        ref.apply(minute)
+    newer = minutes[31][minutes[31]["symbol"] == a_sym].reset_index(drop=True)
+    state.apply(newer)  # one symbol has moved on a minute
+    got = state.apply(minutes[30])  # one bar time, each symbol once: A's bar is stale
+    want = ref.apply(minutes[30][minutes[30]["symbol"] != a_sym].reset_index(drop=True))
+    stale = got.symbols == a_sym
+    assert stale.sum() == 1
+    for c in state.indicators.columns:
+        assert np.isnan(got.columns[c][stale]).all(), c
+        np.testing.assert_array_equal(got.columns[c][~stale], want.columns[c], err_msg=c)
