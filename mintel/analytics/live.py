@@ -247,9 +247,9 @@ class LiveState:
         by_name = self.__dict__.get("_by_name")
         if by_name is None or len(by_name) != n:  # symbols are only ever added: sorted once per new set
             by_name = self.__dict__["_by_name"] = np.argsort(names, kind="stable")
-        sel = by_name[have[by_name]]
-        symbols = names[sel]
-        cols: dict[str, np.ndarray | pa.Array] = dict(self._fixed_columns(symbols))
+        sel = by_name if have.all() else by_name[have[by_name]]
+        symbols, fixed = self._fixed_columns(names, sel)
+        cols: dict[str, np.ndarray | pa.Array] = dict(fixed)
         price = self.close[sel]
         base = np.where(np.isfinite(self.prev_close[sel]), self.prev_close[sel], self.open[sel])
         cols.update(
@@ -281,18 +281,25 @@ class LiveState:
         self.__dict__["_source_array_of"] = codes.copy(), len(self.sources), array
         return array
 
-    def _fixed_columns(self, symbols: np.ndarray) -> dict[str, pa.Array]:
-        """The snapshot's columns that only change with the symbols (symbol, name, sector, interval) as
-        Arrow arrays, kept while the symbols stay the same: converting strings is most of a table's cost."""
+    def _fixed_columns(self, names: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, dict[str, pa.Array]]:
+        """(``names[sel]``, read-only; the snapshot's columns that only change with the symbols: symbol, name,
+        sector, interval, as Arrow arrays), kept while the symbols stay the same (the same ``names`` and ``sel``
+        objects, or equal symbols): converting strings is most of a table's cost."""
         cached = self.__dict__.get("_fixed")
-        if cached is None or len(cached[0]) != len(symbols) or not (cached[0] == symbols).all():
+        if cached is not None and cached[0] is names and cached[1] is sel:
+            return cached[2], cached[3]
+        symbols = names[sel]
+        symbols.flags.writeable = False
+        if cached is None or len(cached[2]) != len(symbols) or not (cached[2] == symbols).all():
             cols = {"symbol": pa.array(symbols, pa.string()),
                     "interval": pa.array(np.full(len(symbols), self.interval, object), pa.string())}
             for c in ("name", "sector"):
                 if self.meta is not None and c in self.meta:
                     cols[c] = pa.array(self.meta[c].reindex(symbols).astype(object).to_numpy(), pa.string(), from_pandas=True)
-            cached = self.__dict__["_fixed"] = symbols.copy(), cols
-        return cached[1]
+        else:
+            symbols, cols = cached[2], cached[3]
+        self.__dict__["_fixed"] = names, sel, symbols, cols
+        return symbols, cols
 
     @staticmethod
     def snapshot_table(symbols: np.ndarray, columns: dict[str, np.ndarray]) -> pa.Table:

@@ -130,8 +130,9 @@ class StreamingIndicators:
 
     @property
     def symbols(self) -> pd.Index:
-        """The universe, in state-row order (what ``update(None, ...)`` expects)."""
-        return self._names[: self._size]
+        """The universe, in state-row order (what ``update(None, ...)`` expects): the same object while it
+        does not grow."""
+        return self._names if len(self._names) == self._size else self._names[: self._size]
 
     def rows(self, symbols) -> np.ndarray:
         """State rows of ``symbols`` (names), adding the unknown ones. Pass them to ``update`` to skip the lookup."""
