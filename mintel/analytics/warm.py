@@ -1,7 +1,8 @@
 """Compile the analytics' numba kernels ahead of use: ``python -m mintel.analytics.warm``.
 
 The kernels (``_stream_kernel``, ``_window_kernel``, ``_panel_kernel``, ``_detect_kernel``, ``_text_kernel``,
-``_frame_kernel``) compile on first call, ~18 s of CPU, then load from
+``_score_kernel``, ``_table_kernel``, ``_frame_kernel``; the parallel ones through ``_parallel``) compile on first
+call, ~45 s of CPU, then load from
 numba's on-disk cache (``__pycache__`` beside them) in milliseconds. ``make install`` runs this once,
 so an ingestion process, a dashboard kernel or a test never pays the compile in the middle of its
 work. The calls go through the live engine on a small simulated market, intraday and daily, so the
