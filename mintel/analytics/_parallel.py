@@ -41,19 +41,24 @@ SAFE = LAYER in ("omp", "tbb")
 _LOCK = threading.Lock()
 
 
-def kernel(fn):
-    """``njit(**JIT)(fn)``; on an unsafe threading layer, called under a process-wide lock."""
-    compiled = numba.njit(**JIT)(fn)
-    if SAFE:
-        return compiled
+def kernel(fn=None, *, signature: str | None = None):
+    """``njit(**JIT)`` (with ``signature``: compiled now, for it); on an unsafe threading layer, each call takes
+    a process-wide lock. Every parallel kernel called from Python is made by this."""
 
-    @functools.wraps(fn)
-    def locked(*args):
-        with _LOCK:
-            return compiled(*args)
+    def make(fn):
+        compiled = numba.njit(signature, **JIT)(fn) if signature else numba.njit(**JIT)(fn)
+        if SAFE:
+            return compiled
 
-    locked.compiled = compiled
-    return locked
+        @functools.wraps(fn)
+        def locked(*args):
+            with _LOCK:
+                return compiled(*args)
+
+        locked.compiled = compiled
+        return locked
+
+    return make(fn) if fn is not None else make
 
 
 @numba.njit(cache=True, nogil=True)

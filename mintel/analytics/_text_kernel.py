@@ -16,11 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from mintel.analytics._parallel import bounds, chunks
+from mintel.analytics._parallel import bounds, chunks, kernel
 from mintel.analytics.messages import COMMAS, FLAG, LIT, NUM, PLUS, TEXT
 
 _JIT = {"cache": True, "nogil": True}
-_PAR = {**_JIT, "parallel": True}
 
 _NAN = np.frombuffer(b"nan", np.uint8)
 _INF = np.frombuffer(b"inf", np.uint8)
@@ -206,8 +205,8 @@ def _json_row(out, pos, row, keys, key_at, first, which, points):
     return pos + 1
 
 
-@njit("Tuple((int32[:], uint8[:]))(int64[:, :], int64[:], int64[:], uint8[:], uint8[:], int64[:, :], float64[:, :], "
-      "boolean[:, :], int64)", **_PAR)
+@kernel(signature="Tuple((int32[:], uint8[:]))(int64[:, :], int64[:], int64[:], uint8[:], uint8[:], int64[:, :], "
+                  "float64[:, :], boolean[:, :], int64)")
 def render(ops, starts, which, lits, text, text_at, numbers, flags, width):
     """Each row in a template program (see the op codes): row i runs ops ``starts[which[i]]`` to
     ``starts[which[i] + 1]``, reading its own row of ``numbers``, ``flags`` and text column c at
@@ -233,7 +232,7 @@ def render(ops, starts, which, lits, text, text_at, numbers, flags, width):
     return _gather(out, ends, n, width, before)
 
 
-@njit("Tuple((int32[:], uint8[:], boolean))(uint8[:], int64[:], int64[:], int64[:], float64[:, :])", **_PAR)
+@kernel(signature="Tuple((int32[:], uint8[:], boolean))(uint8[:], int64[:], int64[:], int64[:], float64[:, :])")
 def factor_json(keys, key_at, first, which, points):
     """``{"base": 40, "volume": 3.5}`` per row: row i has the keys ``first[which[i]]`` to
     ``first[which[i] + 1]`` (key j: ``keys[key_at[j]:key_at[j + 1]]``, its opening bytes, e.g. ``{"base": ``
