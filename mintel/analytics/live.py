@@ -346,6 +346,10 @@ class _NoIndicators:
     def symbols(self):
         return self._real.symbols
 
+    @property
+    def columns(self):
+        return self._real.columns
+
     def update(self, *args, **kwargs):
         return None
 

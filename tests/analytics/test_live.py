@@ -110,6 +110,10 @@ def test_rebuilt_from_history_equals_streamed(session_bars):
     a = streamed(u, bars).snapshot().to_pandas().drop(columns="updated_at")
     b = LiveState.from_history(bars, u, "1m").snapshot().to_pandas().drop(columns="updated_at")
     pd.testing.assert_frame_equal(a, b)
+    first = bars[bars["ts"] == bars["ts"].min()].reset_index(drop=True)  # a lake holding one bar time
+    a = streamed(u, first).snapshot().to_pandas().drop(columns="updated_at")
+    b = LiveState.from_history(first, u, "1m").snapshot().to_pandas().drop(columns="updated_at")
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_forming_bar_updates_do_not_double_count(session_bars):
