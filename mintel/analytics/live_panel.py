@@ -380,9 +380,17 @@ def _kernel_text(p: LivePanel, kind: np.ndarray, points: np.ndarray, numbers: np
                  at: np.ndarray, symbols: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(message, factors) of the kernel's hits at positions ``at`` (their ``symbols``): each kind's template
     (``detectors.kernel_programs``) over the hit's numbers and flag, and its factor names over its points."""
-    from mintel.analytics.detectors import DETECTORS, KINDS, kernel_programs
+    from mintel.analytics.detectors import KINDS, kernel_programs
     from mintel.analytics.messages import factor_json_coded, render_coded
 
     which = kind[at]
     message = render_coded(kernel_programs(p), which, symbols, numbers[at], flags[at, None])
-    return message, factor_json_coded(tuple(DETECTORS[k].factors for k in KINDS), which, points[at])
+    return message, factor_json_coded(_factor_names(tuple(KINDS)), which, points[at])
+
+
+@functools.lru_cache(maxsize=4)
+def _factor_names(kinds: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Each kind's factor names, in ``kinds``' order (made once: the JSON writer's keys are cached by them)."""
+    from mintel.analytics.detectors import DETECTORS
+
+    return tuple(DETECTORS[k].factors for k in kinds)

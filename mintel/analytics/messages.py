@@ -174,8 +174,10 @@ def render_all(messages: list[tuple[str, Mapping[str, object]]]) -> pa.Array:
 
 
 def _too_large(numbers: np.ndarray) -> bool:
-    finite = numbers[np.isfinite(numbers)]
-    return bool(len(finite)) and np.abs(finite).max() >= _KERNEL_LIMIT
+    """Is a finite number at or beyond the kernel's exact range? (inf is written by the kernel; NaN skipped.)"""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(numbers) >= _KERNEL_LIMIT
+    return bool(big.any()) and bool(np.isfinite(numbers[big]).any())
 
 
 @dataclass(frozen=True)
