@@ -23,11 +23,13 @@ from numba import config
 JIT = {"cache": True, "nogil": True, "parallel": True}
 
 
-# OpenMP's threads otherwise spin for milliseconds after each kernel, waiting for the next: on a
-# small machine that takes a core from the ingestion's writer and compaction threads (the cycle's p95 at
-# 1000 symbols went 15 -> 21 ms). Passive, they sleep at once; the next kernel wakes them (set before
-# numba loads libgomp; a value in the environment wins).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's threads spin after each kernel, waiting for the next: by default for milliseconds, which on a
+# small machine takes a core from the ingestion's writer and compaction threads (bench cycle p95 at 1000
+# symbols 15 -> 21 ms); asleep at once (OMP_WAIT_POLICY=PASSIVE), each kernel of an update waits for them
+# to wake (bench live +0.5 ms at 5000). A short spin, about the gap between two kernels of one update,
+# keeps both (set before numba loads libgomp; values in the environment win).
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
 def _threadsafe_layer() -> str | None:
