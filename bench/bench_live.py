@@ -9,6 +9,9 @@ a live feed re-sends it). Figures: median and p95 over the updates, the indicato
 (``LiveState.update``), and, measured in the same run as the reference the issue names, a plain loop
 of TA-Lib calls recomputing the indicators over every symbol's history in the engine (the bars the
 engine was warmed up on), with the ratio. Goal (issue 4): < 5 ms for 5000 symbols.
+
+The compiled kernels split the symbols between numba's threads (``mintel.analytics._parallel``); the
+line ends with the threading layer and the thread count (``NUMBA_NUM_THREADS=1`` measures one core).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -62,7 +66,8 @@ def run(n: int, updates: int = 40) -> None:
     w, s = np.array(whole) * 1e3, np.array(state) * 1e3
     print(f"{n:>5} symbols: LiveEngine.update (indicators + detectors + scoring + snapshot) median {np.median(w):6.2f} ms"
           f"  p95 {np.percentile(w, 95):6.2f} ms | LiveState.update alone median {np.median(s):5.2f} ms"
-          f" | ref: TA-Lib recompute of {per.iloc[0]} bars {recompute:7.2f} ms, ratio {np.median(w) / recompute:5.3f}x")
+          f" | ref: TA-Lib recompute of {per.iloc[0]} bars {recompute:7.2f} ms, ratio {np.median(w) / recompute:5.3f}x"
+          f" | numba {numba.threading_layer()} x {numba.get_num_threads()}")
 
 
 def main() -> None:
