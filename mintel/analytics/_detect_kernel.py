@@ -5,12 +5,14 @@ over the universe: at 5000 symbols ~19 detectors x ~15 calls x a few us of dispa
 per-detector ``Found`` parts, was most of a live update. Here each wanted row is visited once: its
 shared values (lags, location, volume z-score, channels, gaps, crosses, swing levels, divergences)
 and then every enabled detector in ``KINDS`` order (by name), writing the hits in ``Found``'s order
-(row, then kind) with their factor points, score, confidence and the numbers their messages need.
+(row, then kind) with their factor points, score, confidence and their message's numbers and flag in
+its template's order (``MESSAGE``): the text is then written from them in one pass, with no per-kind
+parts (``live_panel._kernel_text``). Chunks of rows run on separate threads (``_parallel``).
 
 The rules are the numpy detectors' (``detectors.py``, ``LivePanel``), written per row with the same
 operations in the same order, so every number is bit for bit the one the numpy path gives; the tests
-hold the two paths equal (``tests/analytics/test_detect_kernel.py``). A change of a rule is made in
-both places. Rounding is numpy's: ``rint(x * 10**d) / 10**d``; a row's score sums its rounded points
+hold the two paths equal, messages included (``tests/analytics/test_detect_kernel.py``). A change of a
+rule, or of what a message shows, is made in both places. Rounding is numpy's: ``rint(x * 10**d) / 10**d``; a row's score sums its rounded points
 left to right, as numpy's ``sum(axis=1)`` does for a handful of columns.
 """
 
@@ -254,13 +256,15 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
             excess = -1 * (c - lo_n)
             t = 10 * trend_dn
             n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 0, _SHORT, 5,
-                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t, 10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
+                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t,
+                      10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
                       lo_n, c, vr, np.nan, False)
         if enabled[1] and c - hi_n > 0:
             excess = c - hi_n
             t = 10 * trend_up
             n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 1, _LONG, 5,
-                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t, 10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
+                      40.0, 25 * _unit((vr - 1.0) / (3.0 - 1.0)), 15 * _unit(excess / (1.0 * atr)), t,
+                      10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
                       hi_n, c, vr, np.nan, False)
 
         # -- death / golden cross (SMA 20 vs SMA 50), MACD crosses
@@ -302,12 +306,14 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
             if enabled[6] and c - hi_y > 0:
                 t = 10 * trend_up
                 n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 6, _LONG, 5,
-                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit((c - hi_y) / (1.0 * atr)), t, 10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
+                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit((c - hi_y) / (1.0 * atr)), t,
+                          10 * _unit((rsi - 50.0) / 20.0), _conf(vr >= 1.5, location >= 0.5, t > 0),
                           hi_y, c, vr, np.nan, False)
             if enabled[7] and -1 * (c - lo_y) > 0:
                 t = 10 * trend_dn
                 n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 7, _SHORT, 5,
-                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit(-1 * (c - lo_y) / (1.0 * atr)), t, 10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
+                          50.0, 20 * _unit((vr - 1.0) / (3.0 - 1.0)), 10 * _unit(-1 * (c - lo_y) / (1.0 * atr)), t,
+                          10 * _unit(-1 * (rsi - 50.0) / 20.0), _conf(vr >= 1.5, 1 - location >= 0.5, t > 0),
                           lo_y, c, vr, np.nan, False)
         ma, ms = macd, m[cols[_MSIG], r, last]
         pma, pms = _lag(m, cols[_MACD], r, 1, width, b), _lag(m, cols[_MSIG], r, 1, width, b)
@@ -377,8 +383,10 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
                 price_gap = side * (pp - pc_) / atr_p
                 extreme = ((40.0 - rp) if side > 0 else (rp - 60.0)) / 10.0
                 confirm = side * (c - close_p) > 0
-                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, _LONG if side > 0 else _SHORT, 5,
-                          45.0, 20 * _unit(rsi_gap / 10.0), 10 * _unit(price_gap), 15 * _unit(extreme), 10.0 * confirm, _conf(rsi_gap >= 5, extreme >= 1.0, confirm),
+                n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind,
+                          _LONG if side > 0 else _SHORT, 5,
+                          45.0, 20 * _unit(rsi_gap / 10.0), 10 * _unit(price_gap), 15 * _unit(extreme),
+                          10.0 * confirm, _conf(rsi_gap >= 5, extreme >= 1.0, confirm),
                           pc_, pp, rc, rp, False)
 
         # -- RSI overbought / oversold
@@ -410,8 +418,10 @@ def _detect_rows(m, cols, seq, prices, listed, newest, bars, rows, start, stop, 
             loc = location if sgn > 0 else (1 - location if sgn < 0 else 0.0)
             z = z_all[r] if b > vwin else np.nan
             dist = (c / m[ref_col, r, last] - 1.0) * 100.0 if ref_col >= 0 else np.nan  # from VWAP (daily: SMA 20)
-            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 18, _LONG if sgn > 0 else (_SHORT if sgn < 0 else _NEUTRAL), 5,
-                      30.0, 30 * _unit((vr - 3.0) / 5.0), 10 * _unit((z - 2.0) / 2.0), 20 * _unit(move_atr / 2.0), 10 * loc, _conf(z >= 2.0, move_atr >= 0.5, loc >= 0.5),
+            n = _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, 18,
+                      _LONG if sgn > 0 else (_SHORT if sgn < 0 else _NEUTRAL), 5,
+                      30.0, 30 * _unit((vr - 3.0) / 5.0), 10 * _unit((z - 2.0) / 2.0), 20 * _unit(move_atr / 2.0),
+                      10 * loc, _conf(z >= 2.0, move_atr >= 0.5, loc >= 0.5),
                       vr, ret * 100, abs(dist), np.nan, dist >= 0)
     return n
 
@@ -432,19 +442,3 @@ def _level_hit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num
     vol = 10 * _unit((vr - 1.0) / (3.0 - 1.0))
     return _emit(out_row, out_kind, out_dir, out_pts, out_score, out_conf, out_num, out_flag, n, r, kind, direction, 5,
                  40.0, touch, move, vol, trend, _conf(t >= 3, trend > 0, move >= 5), lvl, float(t), c, vr, False)
-
-
-@njit(**_JIT)
-def by_kind(kind, n_kinds):
-    """(order, starts, hit): the hits grouped by kind (a counting sort, rows ascending within each: ``order``),
-    each kind's bounds in it (``starts``, n_kinds + 1) and each hit's place among its kind's (``hit``)."""
-    counts = np.zeros(n_kinds + 1, np.int64)
-    hit = np.empty(len(kind), np.int64)
-    for i in range(len(kind)):
-        hit[i] = counts[kind[i] + 1]
-        counts[kind[i] + 1] += 1
-    starts = np.cumsum(counts)
-    order = np.empty(len(kind), np.int64)
-    for i in range(len(kind)):
-        order[starts[kind[i]] + hit[i]] = i
-    return order, starts, hit
