@@ -14,7 +14,7 @@ from mintel.config import Secret
 from mintel.errors import ProviderUnavailable, RateLimited, SymbolNotFound
 from mintel.providers.alphavantage import AlphaVantageProvider, check_payload, parse_global_quote, parse_time_series
 from tests.providers.servers import BAD_ROW, AlphaVantageServer, Limit
-from tests.providers.client import PRICES, assert_same_bars, calls_for, run
+from tests.providers.client import assert_same_bars, calls_for
 
 INTRADAY = {
     "Meta Data": {"1. Information": "Intraday (1min) open, high, low, close prices and volume", "2. Symbol": "IBM",

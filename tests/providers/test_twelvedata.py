@@ -13,7 +13,7 @@ from mintel import schema
 from mintel.errors import ProviderError, ProviderUnavailable, RateLimited, SymbolNotFound
 from mintel.providers.twelvedata import TwelveDataProvider, error_of, parse_quotes, parse_time_series
 from tests.providers.servers import BAD_ROW, Limit, TwelveDataServer
-from tests.providers.client import PRICES, assert_same_bars, calls_for, run
+from tests.providers.client import assert_same_bars, calls_for
 
 SERIES = {
     "meta": {"symbol": "TCS", "interval": "1min", "currency": "INR", "exchange_timezone": "Asia/Kolkata",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mintel.ui.scanner import ALL, COLUMNS, ScannerState, ScannerView, page_of, select
+from mintel.ui.scanner import COLUMNS, ScannerState, ScannerView, page_of, select
 from mintel.ui.source import Source
 from mintel.ui.table import Column, render
 from mintel.universe import Watchlists
