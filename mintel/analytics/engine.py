@@ -186,11 +186,10 @@ class _Signals:
 
     _NAMES = np.frombuffer("".join(KINDS).encode(), np.uint8).copy()
     _NAME_AT = np.cumsum([0] + [len(k.encode()) for k in KINDS]).astype(np.int64)
+    _RANK = {k: i for i, k in enumerate(KINDS)}
 
     def __init__(self, masks: np.ndarray) -> None:
         self.masks = masks
-
-    _RANK = {k: i for i, k in enumerate(KINDS)}
 
     def set(self, row: int, kinds) -> None:
         """Row ``row``'s kinds (names)."""
