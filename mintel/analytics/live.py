@@ -203,11 +203,12 @@ class LiveState:
         return (*_BAR, *self.indicators.columns)
 
     def _apply(self, rows, ts, bar, source, out=None) -> dict[str, np.ndarray] | None:
-        _kernel.day_figures(rows, ts, *(bar[c] for c in ("open", "high", "low", "close", "volume")), self.intraday, DAY_NS,
+        _kernel.day_figures(rows, ts, *(bar[c] for c in _BAR), self.intraday, DAY_NS,
                             self.session, self.ts, self.open, self.high, self.low, self.close, self.prev_close,
                             self.day_volume, self.volume)
         self.source[rows] = source
-        return self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], out=out)
+        return self.indicators.update(rows, ts, bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], out=out,
+                                      checked=True)  # apply gives each of its rows once
 
     @classmethod
     def from_history(cls, bars: pd.DataFrame, universe: pd.DataFrame | None = None, interval: str = "1m", tz: str = DEFAULT_TZ) -> "LiveState":

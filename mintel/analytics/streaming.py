@@ -149,7 +149,7 @@ class StreamingIndicators:
 
     def update(
         self, symbols, ts, open=None, high=None, low=None, close=None, volume=None, *, session=None,  # noqa: A002
-        out: np.ndarray | None = None,
+        out: np.ndarray | None = None, checked: bool = False,
     ) -> dict[str, np.ndarray]:
         """Take one bar per symbol and return its indicator values, ``{column: array}`` in ``symbols`` order.
 
@@ -157,14 +157,16 @@ class StreamingIndicators:
         ``symbols`` order; each at most once. ``ts``: bar open (UTC), one for all or one per
         symbol. ``open`` is accepted for the bar's shape and not used. ``session``: optional session
         keys (ints) overriding the local calendar day of ts (intraday VWAP). ``out``: a (symbols, columns)
-        float64 array to write the values into (the returned arrays are its columns).
+        float64 array to write the values into (the returned arrays are its columns). ``checked``: the
+        state rows given are known to be in range and each once (the caller made sure; not checked again).
         """
         if symbols is None:
             rows = np.arange(self._size)
         else:
             rows = np.asarray(symbols)
             rows = rows.astype(np.int64) if rows.dtype.kind in "iu" else self.rows(rows)
-            self._check_rows(rows)
+            if not checked:
+                self._check_rows(rows)
         k = len(rows)
 
         def arr(x, name):

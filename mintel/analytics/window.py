@@ -120,8 +120,9 @@ class BarWindow:
         if not len(symbols):
             return np.zeros(0, np.int64)
         rows = self.rows(symbols) if rows is None else np.asarray(rows, np.int64)
-        values = tuple(np.asarray(columns[c], dtype=np.float64) for c in self.columns)
         one = len(ts) and ts[0] == ts[-1] and (ts == ts[0]).all()  # the live case: one bar time
+        if block is None or not one:
+            values = tuple(np.asarray(columns[c], dtype=np.float64) for c in self.columns)
         w = self.length
         for t in (ts[:1] if one else np.unique(ts)):
             newest = self._slot_ts[self._pos] if self._pos >= 0 else _NAT
@@ -136,7 +137,8 @@ class BarWindow:
                     self._gone_seq = self._seq - w
                 self._slot_ts[[self._pos, self._pos + w]] = t
             i = slice(None) if one else np.flatnonzero(ts == t)
-            block = np.stack([v[i] for v in values]) if block is None or not one else block
+            if block is None or not one:
+                block = np.stack([v[i] for v in values])
             lv = np.log1p(np.clip(block[self._vol], 0, None)) if self._vol is not None else np.empty(0)
             _wk().write_slot(self._data, self._logv, self._piv, self._plist_seq, self._plist_price, self._plist_n,
                              self.run, self._run_before, rows[i], block, lv, self._usable, self._pos, w, fresh,
